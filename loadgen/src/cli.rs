@@ -1,0 +1,255 @@
+//! The command line: one subcommand per wire protocol, built from shared groups of flags
+//! (workload, sending, output), so that a protocol added later reuses the groups it needs.
+//!
+//! This module only parses and converts: it opens nothing and reads no clock.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::name::DEFAULT_PATTERN;
+use crate::run::{RunConfig, CONNECTIONS_MAX};
+use crate::sender::{SendConfig, BATCH_BYTES};
+use crate::workload::{default_start_ts, WorkloadSpec};
+
+/// Longest `--duration` or `--accept-timeout`: 30 days.
+const SECS_MAX: f64 = 30.0 * 24.0 * 3600.0;
+
+/// Load generator for Graphite back ends: sends a reproducible workload over the carbon wire
+/// protocols and reports throughput and latency.
+#[derive(Debug, Parser)]
+#[command(name = "carbyne-loadgen", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Wire protocols.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send carbon plaintext lines (`name value timestamp`) over TCP.
+    Plaintext(PlaintextArgs),
+}
+
+/// `plaintext` flags.
+#[derive(Debug, Args)]
+pub struct PlaintextArgs {
+    /// Server to send to.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:2003")]
+    pub target: String,
+
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What to send.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Workload")]
+pub struct WorkloadArgs {
+    /// Distinct metrics (cardinality).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub metrics: u64,
+
+    /// Points per metric.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub points: u64,
+
+    /// Text substituted for {prefix} in --name-pattern.
+    #[arg(long, default_value = "loadgen")]
+    pub prefix: String,
+
+    /// Metric name template: {prefix}, {i} = metric index, {h} = index / 100, {m} = index % 100
+    /// as two digits. Must contain {i}, or {h} and {m}.
+    #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_PATTERN)]
+    pub name_pattern: String,
+
+    /// Timestamp of each metric's first point, Unix seconds [default: now - points x interval,
+    /// rounded down to a multiple of the interval].
+    #[arg(long, value_name = "TS")]
+    pub start: Option<u64>,
+
+    /// Seconds between a metric's consecutive timestamps.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+
+    /// Seed of the value generator (SplitMix64): the same seed sends the same values.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl WorkloadArgs {
+    /// The workload's numbers, the default start taken relative to `now_ts`.
+    pub fn spec(&self, now_ts: u64) -> WorkloadSpec {
+        WorkloadSpec {
+            n_metrics: self.metrics,
+            n_points: self.points,
+            start_ts: self.start.unwrap_or_else(|| default_start_ts(now_ts, self.points, self.interval)),
+            interval_s: self.interval,
+            seed: self.seed,
+        }
+    }
+}
+
+/// How to send.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sending")]
+pub struct SendArgs {
+    /// TCP connections, one thread each; the metrics are split among them.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=CONNECTIONS_MAX as u64)
+    )]
+    pub connections: usize,
+
+    /// Offered points per second, all connections together (open loop) [default: as fast as the
+    /// server reads (closed loop)].
+    #[arg(long, value_name = "POINTS_PER_SEC", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Stop sending after this many seconds even if points remain [default: send every point].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+
+    /// Seconds to wait for the server: to close after our half-close, and for any one write to
+    /// make progress.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub accept_timeout: Duration,
+}
+
+impl SendArgs {
+    /// The run configuration these flags ask for.
+    pub fn run_config(&self, quiet: bool) -> RunConfig {
+        RunConfig {
+            n_connections: self.connections,
+            send: SendConfig {
+                batch_bytes: BATCH_BYTES,
+                rate_per_s: self.rate,
+                deadline: self.duration,
+                accept_timeout: self.accept_timeout,
+            },
+            quiet,
+        }
+    }
+}
+
+/// What to print.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Print the report as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if rate.is_finite() && rate > 0.0 {
+        Ok(rate)
+    } else {
+        Err("the rate must be a positive number of points per second".to_owned())
+    }
+}
+
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if secs > 0.0 && secs <= SECS_MAX {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!("must be more than 0 and at most {SECS_MAX} seconds"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<PlaintextArgs, clap::Error> {
+        let argv = ["carbyne-loadgen", "plaintext"].iter().chain(args);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Plaintext(args) => args,
+        })
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.target, "127.0.0.1:2003");
+        let spec = args.workload.spec(1_700_000_003);
+        let want = WorkloadSpec { n_metrics: 10_000, n_points: 100, start_ts: 1_699_999_000, interval_s: 10, seed: 1 };
+        assert_eq!(spec, want);
+        assert_eq!((args.workload.prefix.as_str(), args.workload.name_pattern.as_str()), ("loadgen", DEFAULT_PATTERN));
+        let cfg = args.send.run_config(args.output.quiet);
+        assert_eq!(cfg.n_connections, 4);
+        assert_eq!(cfg.send.rate_per_s, None);
+        assert_eq!(cfg.send.deadline, None);
+        assert_eq!(cfg.send.accept_timeout, Duration::from_secs(60));
+        assert!(!args.output.json && !args.output.quiet);
+    }
+
+    #[test]
+    fn flags() {
+        let args = parse(&[
+            "--target=127.0.0.1:9",
+            "--metrics=5",
+            "--points=2",
+            "--start=100",
+            "--interval=60",
+            "--seed=7",
+            "--connections=2",
+            "--rate=250.5",
+            "--duration=1.5",
+            "--accept-timeout=0.25",
+            "--json",
+            "--quiet",
+        ])
+        .unwrap();
+        let spec = args.workload.spec(0);
+        assert_eq!((spec.n_metrics, spec.n_points, spec.start_ts, spec.interval_s, spec.seed), (5, 2, 100, 60, 7));
+        let cfg = args.send.run_config(args.output.quiet);
+        assert_eq!(cfg.n_connections, 2);
+        assert_eq!(cfg.send.rate_per_s, Some(250.5));
+        assert_eq!(cfg.send.deadline, Some(Duration::from_millis(1_500)));
+        assert_eq!(cfg.send.accept_timeout, Duration::from_millis(250));
+        assert!(cfg.quiet && args.output.json);
+    }
+
+    #[test]
+    fn refused_flags() {
+        for bad in [
+            "--metrics=0",
+            "--points=0",
+            "--interval=0",
+            "--connections=0",
+            "--connections=100000",
+            "--rate=0",
+            "--rate=-5",
+            "--rate=inf",
+            "--rate=NaN",
+            "--duration=0",
+            "--duration=x",
+            "--accept-timeout=-1",
+            "--accept-timeout=1e12",
+        ] {
+            assert!(parse(&[bad]).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! `carbyne-loadgen`: a load generator for Graphite back ends, with its own implementation of the
+//! carbon wire protocols. It shares no code with the `carbyne` crate on purpose: two independent
+//! readings of the protocol catch each other's bugs, where one shared parser would hide them.
+//!
+//! What it does now: the carbon plaintext protocol over TCP, a reproducible workload (names from a
+//! template, timestamps on a grid, values from a seeded SplitMix64), closed-loop or fixed-rate
+//! open-loop sending over several connections, and a report of throughput, the time until the
+//! server had read everything ("accepted"), and batch-write latency.
+//!
+//! Code map, bottom up: [`rng`] and [`decimal`] (pure helpers), [`name`] and [`workload`] (what to
+//! send), [`plaintext`] (how it looks on the wire), [`pacer`], [`sender`] and [`run`] (how it is
+//! sent: one thread and one socket per connection), [`progress`] and [`report`] (what is said
+//! about it), [`cli`] (flags). `main.rs` only glues these together.
+
+pub mod cli;
+pub mod decimal;
+pub mod json;
+pub mod name;
+pub mod pacer;
+pub mod plaintext;
+pub mod progress;
+pub mod report;
+pub mod rng;
+pub mod run;
+pub mod sender;
+pub mod workload;
+
+pub use name::{NameError, NamePattern};
+pub use report::Report;
+pub use run::RunConfig;
+pub use workload::{Workload, WorkloadError, WorkloadSpec};

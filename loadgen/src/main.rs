@@ -1,0 +1,50 @@
+//! `carbyne-loadgen` entry point: parse flags, build the workload, run it, print the report.
+//! Errors become `anyhow` errors here and nowhere else; a run that the server did not fully
+//! accept prints its report and then exits with an error.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+use carbyne_loadgen::cli::{Cli, Command, PlaintextArgs};
+use carbyne_loadgen::{plaintext, NamePattern, Workload};
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Plaintext(args) => run_plaintext(&args),
+    }
+}
+
+fn run_plaintext(args: &PlaintextArgs) -> Result<()> {
+    let target = resolve(&args.target)?;
+    let names = NamePattern::parse(&args.workload.name_pattern, &args.workload.prefix)
+        .context("invalid --name-pattern or --prefix")?;
+    let workload = Workload::new(names, args.workload.spec(unix_now()?)).context("invalid workload")?;
+    let cfg = args.send.run_config(args.output.quiet);
+    let report = plaintext::run(target, &workload, &cfg)
+        .with_context(|| format!("cannot open {} connections to {target}", cfg.n_connections))?;
+    if args.output.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if !report.is_clean() {
+        bail!("{} problem(s): the server did not accept everything sent", report.problems.len());
+    }
+    Ok(())
+}
+
+fn resolve(target: &str) -> Result<SocketAddr> {
+    target
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve --target {target:?} (expected HOST:PORT)"))?
+        .next()
+        .with_context(|| format!("--target {target:?} resolves to no address"))
+}
+
+fn unix_now() -> Result<u64> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).context("the clock is before 1970")?;
+    Ok(now.as_secs())
+}

@@ -1,0 +1,166 @@
+//! The carbon plaintext protocol, written from its description and not from the `carbyne` crate,
+//! so that a misreading in our server's parser is caught here instead of shared.
+//!
+//! One point per line: `<name> <value> <timestamp>\n`, fields separated by one ASCII space, the
+//! value a decimal number and the timestamp whole Unix seconds. Carbon listens for it on TCP
+//! 2003. A connection sends its metrics point by point in time order (every metric's point 0,
+//! then every metric's point 1, ...), the way a collector reports each interval, so each metric's
+//! own timestamps always increase on the wire.
+
+use std::io;
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use crate::decimal::{push_f64, push_u64};
+use crate::report::{Report, RunInfo};
+use crate::run::{connect_all, run_tcp, RunConfig};
+use crate::sender::BatchSource;
+use crate::workload::{partition, Workload};
+
+/// Appends the line for point `point_idx` of metric `metric_idx`.
+pub fn write_line(buf: &mut Vec<u8>, workload: &Workload, metric_idx: u64, point_idx: u64) {
+    workload.names().write(buf, metric_idx);
+    buf.push(b' ');
+    push_f64(buf, workload.value(metric_idx, point_idx));
+    buf.push(b' ');
+    push_u64(buf, workload.timestamp(point_idx));
+    buf.push(b'\n');
+}
+
+/// The lines of one connection: all points of `metrics`, point-major.
+#[derive(Debug, Clone)]
+pub struct PlaintextSource<'w> {
+    workload: &'w Workload,
+    /// The metrics this connection owns; within `0..n_metrics`.
+    metrics: Range<u64>,
+    /// Next metric to write; within `metrics` unless `metrics` is empty.
+    next_metric: u64,
+    /// Next point index to write; `n_points` once exhausted.
+    next_point: u64,
+}
+
+impl<'w> PlaintextSource<'w> {
+    /// The lines for `metrics`, a range of the workload's metric indexes.
+    pub fn new(workload: &'w Workload, metrics: Range<u64>) -> PlaintextSource<'w> {
+        assert!(metrics.end <= workload.spec().n_metrics, "metrics outside the workload");
+        let next_point = if metrics.is_empty() { workload.spec().n_points } else { 0 };
+        PlaintextSource { workload, next_metric: metrics.start, metrics, next_point }
+    }
+
+    fn is_exhausted(&self) -> bool {
+        self.next_point >= self.workload.spec().n_points
+    }
+
+    fn advance(&mut self) {
+        self.next_metric += 1;
+        if self.next_metric == self.metrics.end {
+            self.next_metric = self.metrics.start;
+            self.next_point += 1;
+        }
+    }
+}
+
+impl BatchSource for PlaintextSource<'_> {
+    fn n_points(&self) -> u64 {
+        (self.metrics.end - self.metrics.start) * self.workload.spec().n_points
+    }
+
+    fn fill(&mut self, buf: &mut Vec<u8>, max_points: u64, max_bytes: usize) -> u64 {
+        let mut n = 0;
+        while n < max_points && buf.len() < max_bytes && !self.is_exhausted() {
+            write_line(buf, self.workload, self.next_metric, self.next_point);
+            self.advance();
+            n += 1;
+        }
+        n
+    }
+
+    fn complete_points(&self, bytes: &[u8]) -> u64 {
+        bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    }
+}
+
+/// Sends the whole `workload` to `target` as plaintext over TCP, the metrics split among
+/// `cfg.n_connections` connections. Fails only if a connection cannot be opened; everything that
+/// goes wrong later is in the report.
+pub fn run(target: SocketAddr, workload: &Workload, cfg: &RunConfig) -> io::Result<Report> {
+    let streams = connect_all(target, cfg.n_connections)?;
+    let sources = partition(workload.spec().n_metrics, cfg.n_connections)
+        .into_iter()
+        .map(|metrics| PlaintextSource::new(workload, metrics))
+        .collect();
+    let conns = run_tcp(streams, sources, cfg);
+    let info = RunInfo::new("plaintext", target, workload, cfg);
+    Ok(Report::new(info, conns))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::name::{NamePattern, DEFAULT_PATTERN};
+    use crate::workload::WorkloadSpec;
+
+    fn tiny() -> Workload {
+        let names = NamePattern::parse(DEFAULT_PATTERN, "t").unwrap();
+        let spec = WorkloadSpec { n_metrics: 2, n_points: 2, start_ts: 1_000, interval_s: 10, seed: 1_234_567 };
+        Workload::new(names, spec).unwrap()
+    }
+
+    fn all_bytes(source: &mut PlaintextSource<'_>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        source.fill(&mut buf, u64::MAX, usize::MAX);
+        buf
+    }
+
+    #[test]
+    fn tiny_workload_exact_bytes() {
+        // Values: outputs 0..4 of SplitMix64(1234567) (the reference vector), top 53 bits / 2^53
+        // * 1000, printed by Python's repr (an independent shortest-round-trip printer). Output
+        // k belongs to metric k / 2, point k % 2.
+        let expected = "t.host0.cpu00 350.07954202140814 1000\n\
+                        t.host0.cpu01 532.2073040624192 1000\n\
+                        t.host0.cpu00 173.64409667091263 1010\n\
+                        t.host0.cpu01 249.00765738229137 1010\n";
+        let w = tiny();
+        let mut source = PlaintextSource::new(&w, 0..2);
+        assert_eq!(source.n_points(), 4);
+        assert_eq!(String::from_utf8(all_bytes(&mut source)).unwrap(), expected);
+        assert_eq!(source.fill(&mut Vec::new(), u64::MAX, usize::MAX), 0);
+    }
+
+    #[test]
+    fn a_range_sends_only_its_metrics() {
+        let w = tiny();
+        let bytes = all_bytes(&mut PlaintextSource::new(&w, 1..2));
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.lines().all(|line| line.starts_with("t.host0.cpu01 ")));
+        assert_eq!(all_bytes(&mut PlaintextSource::new(&w, 1..1)), b"");
+    }
+
+    #[test]
+    fn batches_concatenate_to_the_whole() {
+        let names = NamePattern::parse("{prefix}.{h}.{m}", "lg").unwrap();
+        let spec = WorkloadSpec { n_metrics: 13, n_points: 5, start_ts: 0, interval_s: 60, seed: 9 };
+        let w = Workload::new(names, spec).unwrap();
+        let whole = all_bytes(&mut PlaintextSource::new(&w, 3..11));
+        for (max_points, max_bytes) in [(1, usize::MAX), (7, usize::MAX), (u64::MAX, 1), (u64::MAX, 100)] {
+            let mut source = PlaintextSource::new(&w, 3..11);
+            let (mut joined, mut n_total) = (Vec::new(), 0);
+            loop {
+                let mut batch = Vec::new();
+                let n = source.fill(&mut batch, max_points, max_bytes);
+                if n == 0 {
+                    break;
+                }
+                assert!(n <= max_points);
+                assert_eq!(source.complete_points(&batch), n);
+                joined.extend_from_slice(&batch);
+                n_total += n;
+            }
+            assert_eq!(joined, whole, "{max_points} points / {max_bytes} bytes");
+            assert_eq!(n_total, source.n_points());
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Carbyne: a Graphite back end (carbon-cache, statsd and the render API) in one process.
+//!
+//! This library holds every module; `main.rs` is the command line around it. See
+//! ARCHITECTURE.md for the code map and the invariant each module keeps.
+
+pub mod cache;
+pub mod config;
+pub mod ingest;
+pub mod protocol;
+pub mod server;
+pub mod telemetry;
+pub mod whisper;
+pub mod writer;

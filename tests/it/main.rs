@@ -1,0 +1,8 @@
+//! The integration test binary: one binary, one module per area.
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod reference_cli;
+mod reference_whisper;
+mod server;
+mod whisper_model;

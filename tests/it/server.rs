@@ -1,0 +1,479 @@
+//! The appliance as operators run it: `carbyne serve` on 127.0.0.1 with ephemeral ports, a temp
+//! data directory and a carbon.conf; points sent over TCP, UDP and pickle; files read back.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use carbyne::whisper::Whisper;
+
+struct Appliance {
+    child: Child,
+    dir: tempfile::TempDir,
+    line: SocketAddr,
+    pickle: SocketAddr,
+    udp: Option<SocketAddr>,
+    output: std::sync::mpsc::Receiver<String>,
+}
+
+const SCHEMAS: &str =
+    "[carbon]\npattern = ^carbon\\.\nretentions = 1s:10m\n\n[all]\npattern = .*\nretentions = 1s:1h,1m:1d\n";
+
+impl Appliance {
+    /// Starts the binary with `[cache]` settings `extra` added to the test's carbon.conf.
+    fn start(extra: &str) -> Appliance {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("whisper").display().to_string();
+        let mut keys: Vec<(String, String)> = [
+            ("LOCAL_DATA_DIR", data.as_str()),
+            ("LINE_RECEIVER_INTERFACE", "127.0.0.1"),
+            ("PICKLE_RECEIVER_INTERFACE", "127.0.0.1"),
+            ("UDP_RECEIVER_INTERFACE", "127.0.0.1"),
+            ("ENABLE_UDP_LISTENER", "True"),
+            ("MAX_UPDATES_PER_SECOND", "inf"),
+            ("MAX_CREATES_PER_MINUTE", "inf"),
+            ("CARBON_METRIC_INTERVAL", "1"),
+            ("UDP_RECEIVE_BUFFER", "8388608"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        // The test's own settings replace the defaults (a key twice is an error, as in carbon).
+        let extra = extra.replace("{dir}", &dir.path().display().to_string());
+        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+            let (k, v) = line.split_once('=').unwrap();
+            keys.retain(|(key, _)| key != k.trim());
+            keys.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let body: String = keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+        std::fs::write(dir.path().join("carbon.conf"), format!("[cache]\n{body}")).unwrap();
+        std::fs::write(dir.path().join("storage-schemas.conf"), SCHEMAS).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_carbyne"))
+            .args(["serve", "--ephemeral-ports", "--ingest-threads", "2", "--writer-threads", "2", "--config"])
+            .arg(dir.path().join("carbon.conf"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let (tx, output) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let listening = loop {
+            let line = output.recv_timeout(Duration::from_secs(30)).expect("carbyne printed its addresses");
+            if line.contains("listening") {
+                break line;
+            }
+        };
+        let addr = |key: &str| {
+            let v = listening.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap();
+            (v != "off").then(|| v.parse::<SocketAddr>().unwrap())
+        };
+        Appliance {
+            line: addr("plaintext-tcp=").unwrap(),
+            pickle: addr("pickle-tcp=").unwrap(),
+            udp: addr("plaintext-udp="),
+            child,
+            dir,
+            output,
+        }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("whisper")
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn stop(&mut self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "carbyne exited with {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "carbyne did not stop within 120 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let said: Vec<String> = self.output.try_iter().collect();
+        assert!(said.iter().any(|l| l.contains("stopped")), "{said:?}");
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `payload` on one connection, half-closes, and waits until the server closes: then
+/// everything sent was read.
+fn send_tcp(addr: SocketAddr, payload: &[u8]) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(payload).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+}
+
+fn pickle_frame(points: &[(&str, i64, f64)]) -> Vec<u8> {
+    // Protocol 2: PROTO 2, EMPTY_LIST, MARK, then per point (name, (ts, value)) as tuples, APPENDS, STOP.
+    let mut p = vec![0x80, 2, b']', b'('];
+    for (name, ts, value) in points {
+        p.push(b'X');
+        p.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        p.extend_from_slice(name.as_bytes());
+        p.push(b'J');
+        p.extend_from_slice(&(*ts as i32).to_le_bytes());
+        p.push(b'G');
+        p.extend_from_slice(&value.to_be_bytes());
+        p.extend_from_slice(&[0x86, 0x86]); // TUPLE2 (ts, value), TUPLE2 (name, datapoint)
+    }
+    p.extend_from_slice(b"e.");
+    let mut framed = (p.len() as u32).to_be_bytes().to_vec();
+    framed.extend_from_slice(&p);
+    framed
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Known (timestamp, value) points of the metric `name` over the last hour at 1 s.
+fn points_of(data: &Path, name: &str) -> Vec<(i64, f64)> {
+    let path = data.join(format!("{}.wsp", name.replace('.', "/")));
+    let Ok(mut w) = Whisper::open_read_only(&path) else { return Vec::new() };
+    let n = now();
+    let r = w.fetch(n - 3500, Some(n), n, None).unwrap().unwrap();
+    r.points().filter_map(|(t, v)| Some((t, v?))).collect()
+}
+
+fn tcp_udp_and_pickle_points_land_in_whisper_files(backend: &str) {
+    let mut app = Appliance::start(&format!("IO_BACKEND = {backend}\n"));
+    let t = now() - 100;
+    send_tcp(app.line, format!("tcp.a 1.5 {t}\r\ntcp.b -2 {}\ntcp.a 3.25 {}\n", t + 1, t + 2).as_bytes());
+    send_tcp(app.pickle, &pickle_frame(&[("pickled.x", t, 7.5), ("pickled.y", t + 5, -0.125)]));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(format!("udp.m 42 {t}\nudp.n 43 {t}").as_bytes(), app.udp.unwrap()).unwrap();
+    app.stop();
+    let data = app.data();
+    assert_eq!(points_of(&data, "tcp.a"), vec![(t, 1.5), (t + 2, 3.25)]);
+    assert_eq!(points_of(&data, "tcp.b"), vec![(t + 1, -2.0)]);
+    assert_eq!(points_of(&data, "pickled.x"), vec![(t, 7.5)]);
+    assert_eq!(points_of(&data, "pickled.y"), vec![(t + 5, -0.125)]);
+    assert_eq!(points_of(&data, "udp.m"), vec![(t, 42.0)]);
+    assert_eq!(points_of(&data, "udp.n"), vec![(t, 43.0)], "a datagram's last line needs no newline");
+}
+
+fn lines_split_at_every_offset_across_reads_arrive_whole(backend: &str) {
+    let mut app = Appliance::start(&format!("IO_BACKEND = {backend}\n"));
+    let t = now() - 60;
+    let payload = format!("split.one 1 {t}\nsplit.two 2 {t}\nsplit.three 3 {}\n", t + 1);
+    for k in 0..=payload.len() {
+        let mut s = TcpStream::connect(app.line).unwrap();
+        s.set_nodelay(true).unwrap();
+        let (a, b) = payload.as_bytes().split_at(k);
+        s.write_all(a).unwrap();
+        // Give the server a chance to read the first part on its own.
+        std::thread::sleep(Duration::from_millis(2));
+        s.write_all(b).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+    }
+    app.stop();
+    let data = app.data();
+    assert_eq!(points_of(&data, "split.one"), vec![(t, 1.0)]);
+    assert_eq!(points_of(&data, "split.two"), vec![(t, 2.0)]);
+    assert_eq!(points_of(&data, "split.three"), vec![(t + 1, 3.0)]);
+}
+
+fn garbage_overlong_lines_bad_frames_and_escaping_names_cost_only_themselves(backend: &str) {
+    let mut app = Appliance::start(&format!("{}IO_BACKEND = {backend}\n", "MAX_LINE_LENGTH = 256\n"));
+    let t = now() - 30;
+    let long = "x".repeat(5000);
+    let mut payload = format!("good.one 1 {t}\n");
+    for bad in [
+        "garbage",
+        "a b c d",
+        "nan.value nan 1700000000",
+        "../escape 1 1700000000",
+        "/abs/path 1 1700000000",
+        "a..b 1 1700000000",
+        "dot.. 1 1700000000",
+        "\u{0}nul 1 1700000000",
+    ] {
+        payload.push_str(bad);
+        payload.push('\n');
+    }
+    payload.push_str(&format!("{long} 1 {t}\ngood.two 2 {t}\n"));
+    send_tcp(app.line, payload.as_bytes());
+    let mut frames = pickle_frame(&[("pickle.before", t, 1.0)]);
+    frames.extend_from_slice(&[0, 0, 0, 5, b'c', b'o', b's', b'\n', b'.']); // GLOBAL: refused
+    frames.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]); // oversize frame: skipped unread...
+    send_tcp(app.pickle, &frames);
+    send_tcp(app.pickle, &pickle_frame(&[("pickle.after", t, 2.0)]));
+    // Let the self-metrics (every second) count the rejections.
+    std::thread::sleep(Duration::from_millis(2500));
+    app.stop();
+    let data = app.data();
+    assert_eq!(points_of(&data, "good.one"), vec![(t, 1.0)]);
+    assert_eq!(points_of(&data, "good.two"), vec![(t, 2.0)]);
+    assert_eq!(points_of(&data, "pickle.before"), vec![(t, 1.0)]);
+    assert_eq!(points_of(&data, "pickle.after"), vec![(t, 2.0)]);
+    let mut files = Vec::new();
+    collect_files(app.dir.path(), &mut files);
+    assert!(files.iter().all(|f| f.starts_with(app.dir.path())), "nothing outside the temp dir");
+    let stored = |suffix: &str| files.iter().any(|f| f.to_string_lossy().ends_with(suffix));
+    assert!(!stored("escape.wsp") && !stored("nan/value.wsp") && !stored("path.wsp") && !stored("nul.wsp"));
+    let total = |metric: &str| agent_total(&data, metric);
+    let field_count = total("rejected.field_count");
+    assert!(field_count >= 2.0, "garbage lines are counted: {field_count}");
+    assert!(total("rejected.line_too_long") >= 1.0, "over-long lines are counted");
+    assert!(total("rejected.nan_value") >= 1.0);
+    assert!(total("rejected.bad_name") >= 4.0, "escaping names are counted");
+    assert!(total("rejected.pickle_unsupported_opcode") >= 1.0);
+    assert!(total("metricsReceived") >= 6.0);
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().map_while(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// `n_metrics` × `per_metric` points as plaintext lines, values encoding (metric, point).
+fn workload(prefix: &str, n_metrics: usize, per_metric: usize, t0: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in 0..per_metric {
+        for m in 0..n_metrics {
+            out.extend_from_slice(format!("{prefix}.m{m} {} {}\n", m * 1000 + p, t0 + p as i64).as_bytes());
+        }
+    }
+    out
+}
+
+fn assert_workload(data: &Path, prefix: &str, n_metrics: usize, per_metric: usize, t0: i64) {
+    for m in 0..n_metrics {
+        let got = points_of(data, &format!("{prefix}.m{m}"));
+        let want: Vec<(i64, f64)> = (0..per_metric).map(|p| (t0 + p as i64, (m * 1000 + p) as f64)).collect();
+        assert_eq!(got, want, "{prefix}.m{m}");
+    }
+}
+
+/// The sum of every point of the self-metric `carbon.agents.<host>-<instance>.<metric>`.
+fn agent_total(data: &Path, metric: &str) -> f64 {
+    let host = std::fs::read_dir(data.join("carbon/agents")).unwrap().next().unwrap().unwrap().file_name();
+    points_of(data, &format!("carbon.agents.{}.{metric}", host.to_string_lossy())).iter().map(|p| p.1).sum()
+}
+
+/// UDP has no back-pressure: a burst may overflow the socket's receive buffer in the kernel.
+/// The contract is that nothing is lost silently: every point of the workload landed with its
+/// value, or its datagram is counted in `udpKernelDrops` (a writer behind for a moment makes
+/// the receivers wait, not drop: the cache has no MAX_CACHE_SIZE here).
+fn assert_udp_workload_or_counted_drops(data: &Path, prefix: &str, n_metrics: usize, per_metric: usize, t0: i64) {
+    let mut landed = 0;
+    for m in 0..n_metrics {
+        let got = points_of(data, &format!("{prefix}.m{m}"));
+        for &(ts, value) in &got {
+            let p = ts - t0;
+            assert!((0..per_metric as i64).contains(&p), "{prefix}.m{m}: a point at {ts} was never sent");
+            assert_eq!(value, (m * 1000) as f64 + p as f64, "{prefix}.m{m} at {ts}");
+        }
+        landed += got.len();
+    }
+    let missing = (n_metrics * per_metric - landed) as f64;
+    let drops = agent_total(data, "udpKernelDrops");
+    assert_eq!(agent_total(data, "cache.overflow"), 0.0);
+    assert_eq!(missing, drops * UDP_LINES_PER_DATAGRAM as f64, "missing UDP points are exactly the dropped datagrams'");
+}
+
+const UDP_LINES_PER_DATAGRAM: usize = 50;
+
+fn many_concurrent_connections_all_land(backend: &str) {
+    let mut app = Appliance::start(&format!("IO_BACKEND = {backend}\n"));
+    let t0 = now() - 600;
+    let senders: Vec<_> = (0..40)
+        .map(|c| {
+            let (addr, payload) = (app.line, workload(&format!("conn{c}"), 5, 20, t0));
+            std::thread::spawn(move || send_tcp(addr, &payload))
+        })
+        .collect();
+    senders.into_iter().for_each(|h| h.join().unwrap());
+    app.stop();
+    for c in 0..40 {
+        assert_workload(&app.data(), &format!("conn{c}"), 5, 20, t0);
+    }
+}
+
+fn sigterm_right_after_sending_loses_nothing(backend: &str) {
+    let mut app = Appliance::start(&format!("IO_BACKEND = {backend}\n"));
+    let t0 = now() - 3000;
+    // 100k points: 60k over TCP, 20k over UDP (50 lines a datagram), 20k pickled.
+    send_tcp(app.line, &workload("term.tcp", 200, 300, t0));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let lines = workload("term.udp", 100, 200, t0);
+    let lines: Vec<&[u8]> = lines.split_inclusive(|b| *b == b'\n').collect();
+    for chunk in lines.chunks(UDP_LINES_PER_DATAGRAM) {
+        udp.send_to(&chunk.concat(), app.udp.unwrap()).unwrap();
+    }
+    let mut frames = Vec::new();
+    for m in 0..100 {
+        let names: Vec<String> = (0..200).map(|_| format!("term.pickle.m{m}")).collect();
+        let points: Vec<(&str, i64, f64)> =
+            names.iter().enumerate().map(|(p, n)| (n.as_str(), t0 + p as i64, (m * 1000 + p) as f64)).collect();
+        frames.extend(pickle_frame(&points));
+    }
+    send_tcp(app.pickle, &frames);
+    app.stop();
+    let data = app.data();
+    assert_workload(&data, "term.tcp", 200, 300, t0);
+    assert_udp_workload_or_counted_drops(&data, "term.udp", 100, 200, t0);
+    assert_workload(&data, "term.pickle", 100, 200, t0);
+}
+
+fn flow_control_with_a_tiny_cache_and_a_slow_writer_loses_nothing(backend: &str) {
+    let mut app = Appliance::start(&format!(
+        "{}IO_BACKEND = {backend}\n",
+        "MAX_CACHE_SIZE = 2000\nUSE_FLOW_CONTROL = True\nMAX_UPDATES_PER_SECOND = 400\n"
+    ));
+    let t0 = now() - 3000;
+    send_tcp(app.line, &workload("flow", 100, 300, t0));
+    app.stop();
+    assert_workload(&app.data(), "flow", 100, 300, t0);
+}
+
+#[test]
+fn throttled_creates_keep_their_points_until_created() {
+    let mut app = Appliance::start("MAX_CREATES_PER_MINUTE = 600\n");
+    let t0 = now() - 600;
+    // 620 new metrics: 600 are created at once (the bucket's burst), 20 wait for tokens (10 a second).
+    send_tcp(app.line, &workload("create", 620, 2, t0));
+    app.stop();
+    assert_workload(&app.data(), "create", 620, 2, t0);
+}
+
+#[test]
+fn whitelist_and_blacklist_refuse_and_count_as_carbon() {
+    let lists = tempfile::tempdir().unwrap();
+    std::fs::write(lists.path().join("whitelist.conf"), "# only these\n^keep\\.\n").unwrap();
+    std::fs::write(lists.path().join("blacklist.conf"), "secret\n").unwrap();
+    let extra = format!("USE_WHITELIST = True\nWHITELISTS_DIR = {}\n", lists.path().display());
+    let mut app = Appliance::start(&extra);
+    let t = now() - 30;
+    send_tcp(app.line, format!("keep.a 1 {t}\nkeep.secret.b 2 {t}\ndrop.c 3 {t}\n").as_bytes());
+    std::thread::sleep(Duration::from_millis(2500));
+    app.stop();
+    let data = app.data();
+    assert_eq!(points_of(&data, "keep.a"), vec![(t, 1.0)]);
+    assert!(points_of(&data, "keep.secret.b").is_empty(), "blacklisted");
+    assert!(points_of(&data, "drop.c").is_empty(), "not whitelisted");
+    let total = |metric: &str| agent_total(&data, metric);
+    assert_eq!(total("blacklistMatches"), 1.0);
+    assert_eq!(total("whitelistRejects"), 1.0);
+}
+
+#[test]
+fn tcp_udp_and_pickle_points_land_in_whisper_files_on_io_uring() {
+    tcp_udp_and_pickle_points_land_in_whisper_files("io_uring");
+}
+
+#[test]
+fn tcp_udp_and_pickle_points_land_in_whisper_files_on_epoll() {
+    tcp_udp_and_pickle_points_land_in_whisper_files("epoll");
+}
+
+#[test]
+fn lines_split_at_every_offset_across_reads_arrive_whole_on_io_uring() {
+    lines_split_at_every_offset_across_reads_arrive_whole("io_uring");
+}
+
+#[test]
+fn lines_split_at_every_offset_across_reads_arrive_whole_on_epoll() {
+    lines_split_at_every_offset_across_reads_arrive_whole("epoll");
+}
+
+#[test]
+fn garbage_overlong_lines_bad_frames_and_escaping_names_cost_only_themselves_on_io_uring() {
+    garbage_overlong_lines_bad_frames_and_escaping_names_cost_only_themselves("io_uring");
+}
+
+#[test]
+fn garbage_overlong_lines_bad_frames_and_escaping_names_cost_only_themselves_on_epoll() {
+    garbage_overlong_lines_bad_frames_and_escaping_names_cost_only_themselves("epoll");
+}
+
+#[test]
+fn many_concurrent_connections_all_land_on_io_uring() {
+    many_concurrent_connections_all_land("io_uring");
+}
+
+#[test]
+fn many_concurrent_connections_all_land_on_epoll() {
+    many_concurrent_connections_all_land("epoll");
+}
+
+#[test]
+fn sigterm_right_after_sending_loses_nothing_on_io_uring() {
+    sigterm_right_after_sending_loses_nothing("io_uring");
+}
+
+#[test]
+fn sigterm_right_after_sending_loses_nothing_on_epoll() {
+    sigterm_right_after_sending_loses_nothing("epoll");
+}
+
+#[test]
+fn flow_control_with_a_tiny_cache_and_a_slow_writer_loses_nothing_on_io_uring() {
+    flow_control_with_a_tiny_cache_and_a_slow_writer_loses_nothing("io_uring");
+}
+
+#[test]
+fn flow_control_with_a_tiny_cache_and_a_slow_writer_loses_nothing_on_epoll() {
+    flow_control_with_a_tiny_cache_and_a_slow_writer_loses_nothing("epoll");
+}
+
+#[test]
+fn sighup_reloads_the_storage_rules_for_new_metrics() {
+    let mut app = Appliance::start("");
+    let t = now() - 30;
+    send_tcp(app.line, format!("before.reload 1 {t}\n").as_bytes());
+    std::fs::write(app.dir.path().join("storage-schemas.conf"), "[all]\npattern = .*\nretentions = 5s:2h\n").unwrap();
+    let status = Command::new("kill").args(["-HUP", &app.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    // The reload happens in the main loop within 50 ms; wait for it, then send a new metric.
+    std::thread::sleep(Duration::from_millis(500));
+    send_tcp(app.line, format!("after.reload 2 {t}\n").as_bytes());
+    app.stop();
+    let retention = |name: &str| {
+        let h = carbyne::whisper::info(&app.data().join(format!("{}.wsp", name.replace('.', "/")))).unwrap();
+        h.archives.iter().map(|a| (a.seconds_per_point, a.points)).collect::<Vec<_>>()
+    };
+    assert_eq!(retention("before.reload"), vec![(1, 3600), (60, 1440)]);
+    assert_eq!(retention("after.reload"), vec![(5, 1440)]);
+}
+
+/// A stop signal right after "listening" must reach the handler and stop cleanly. (A stop signal
+/// once could arrive before the handlers were installed and kill the process; that window was
+/// microseconds wide and showed only under load, so this test exercises the path but cannot
+/// catch that race reliably: the fix is the order in `cli/serve.rs`.)
+#[test]
+fn sigterm_the_moment_it_listens_still_stops_cleanly() {
+    for _ in 0..5 {
+        let mut app = Appliance::start("");
+        app.stop();
+    }
+}
