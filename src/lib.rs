@@ -8,6 +8,7 @@ pub mod config;
 pub mod ingest;
 pub mod protocol;
 pub mod server;
+pub mod statsd;
 pub mod telemetry;
 pub mod whisper;
 pub mod writer;

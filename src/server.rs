@@ -2,8 +2,9 @@
 //! started together and stopped in the order that loses nothing.
 //!
 //! Stop order: ingest threads stop accepting, read what the kernel already holds and hand every
-//! point off; then the writers drain their queues and caches to whisper (at
-//! MAX_UPDATES_PER_SECOND_ON_SHUTDOWN) and exit.
+//! point off (and their statsd partials to the statsd flush thread); then the statsd flush thread
+//! flushes a last time into the cache; then the writers drain their queues and caches to whisper
+//! (at MAX_UPDATES_PER_SECOND_ON_SHUTDOWN) and exit.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -40,6 +41,12 @@ pub struct Addresses {
     pub pickle: Option<SocketAddr>,
     /// Plaintext UDP.
     pub udp: Option<SocketAddr>,
+    /// Statsd UDP.
+    pub statsd_udp: Option<SocketAddr>,
+    /// Statsd TCP.
+    pub statsd_tcp: Option<SocketAddr>,
+    /// Statsd admin TCP.
+    pub statsd_admin: Option<SocketAddr>,
 }
 
 /// A started server.
@@ -55,6 +62,9 @@ pub struct Server {
     ingest_done: Arc<AtomicBool>,
     /// Stops the self-metrics thread (after the receivers, so that their last counts are reported).
     telemetry_stop: Arc<AtomicBool>,
+    /// Tells the statsd flush thread that every ingest thread has handed over its last partial.
+    statsd_stop: Arc<AtomicBool>,
+    statsd: Option<JoinHandle<()>>,
     ingest: Vec<JoinHandle<std::io::Result<()>>>,
     writers: Vec<JoinHandle<()>>,
     telemetry: Option<JoinHandle<()>>,
@@ -128,7 +138,8 @@ impl Server {
         let cache_config = CacheConfig {
             n_shards,
             queue_depth: tuning.cache_queue_depth,
-            n_producers: n_ingest + 1,
+            // Ingest threads, the self-metrics thread and the statsd flush thread.
+            n_producers: n_ingest + 2,
             max_points: config.cache.max_cache_size,
             flow_control: config.cache.use_flow_control,
             ..CacheConfig::default()
@@ -137,13 +148,17 @@ impl Server {
         let backend = choose_backend(config.cache.tuning.io_backend)?;
         let (listeners, addresses, udp_buffer_granted) = bind_all(&config, n_ingest, overrides.ephemeral_ports)?;
         // Clones of the UDP sockets, to read the kernel's drop counts for the self-metrics.
-        let udp_sockets: Vec<std::net::UdpSocket> =
-            listeners.iter().filter_map(|l| l.udp.as_ref().and_then(|u| u.try_clone().ok())).collect();
+        let clones = |pick: fn(&Listeners) -> Option<&std::net::UdpSocket>| -> Vec<std::net::UdpSocket> {
+            listeners.iter().filter_map(|l| pick(l).and_then(|u| u.try_clone().ok())).collect()
+        };
+        let udp_sockets = clones(|l| l.udp.as_ref());
+        let statsd_udp_sockets = clones(|l| l.statsd_udp.as_ref());
         let registry = registry();
         let stop = Arc::new(AtomicBool::new(false));
         let hard_stop = Arc::new(AtomicBool::new(false));
         let ingest_done = Arc::new(AtomicBool::new(false));
         let telemetry_stop = Arc::new(AtomicBool::new(false));
+        let statsd_stop = Arc::new(AtomicBool::new(false));
         let filter = if config.cache.use_whitelist {
             let (filter, problems) = ingest::SharedFilter::load(config.cache.whitelists_dir.clone());
             for p in problems {
@@ -168,9 +183,26 @@ impl Server {
         let interval = Duration::from_secs(config.cache.carbon_metric_interval.max(1));
         let prefix = agent_prefix(&config.cache.carbon_metric_prefix, &hostname(), &config.cache.instance);
         let open_files = tuning.writer_open_files;
+        let statsd_enabled = config.cache.enable_statsd;
+        let (statsd, mut statsd_cores) = if statsd_enabled {
+            let (flusher, cores) = crate::statsd::channels(Arc::new(config.statsd.clone()), n_ingest);
+            let job = StatsdJob {
+                flusher,
+                producer: Producer::new(Arc::clone(&handoff)).context("no producer slot left")?,
+                counters: PointCounters::new(&registry, "statsd"),
+                shared: shared.clone(),
+                stop: Arc::clone(&statsd_stop),
+                resolution: config.cache.min_timestamp_resolution,
+            };
+            let thread = std::thread::Builder::new().name("statsd".into()).spawn(move || job.run())?;
+            (Some(thread), cores.into_iter().map(Some).collect())
+        } else {
+            (None, (0..n_ingest).map(|_| None).collect::<Vec<_>>())
+        };
         let config = Arc::new(RwLock::new(config));
         let mut ingest = Vec::with_capacity(n_ingest);
         for (k, l) in listeners.into_iter().enumerate() {
+            let statsd_core = statsd_cores[k].take();
             let producer = Producer::new(Arc::clone(&handoff)).context("no producer slot left")?;
             let (shared, counters) = (shared.clone(), PointCounters::new(&registry, &format!("ingest{k}")));
             let queue_full = registry.id(names::QUEUE_FULL);
@@ -178,8 +210,8 @@ impl Server {
                 pin_to_core(k, cores);
                 let mut sink = CacheSink::new(producer).count_queue_full(Arc::clone(&counters.thread), queue_full);
                 let result = match backend {
-                    Backend::IoUring => ingest::run_uring(l, limits, shared, &mut sink, counters),
-                    Backend::Epoll => ingest::run(l, limits, shared, &mut sink, counters),
+                    Backend::IoUring => ingest::run_uring(l, limits, shared, &mut sink, counters, statsd_core),
+                    Backend::Epoll => ingest::run(l, limits, shared, &mut sink, counters, statsd_core),
                 };
                 sink.flush_fully(Duration::from_secs(60));
                 result
@@ -213,6 +245,7 @@ impl Server {
             active_connections: Arc::clone(&shared.active_connections),
             queries: queries.clone(),
             udp_sockets,
+            statsd_udp_sockets,
         };
         let telemetry = Some(std::thread::Builder::new().name("telemetry".into()).spawn(move || telemetry.run())?);
         Ok(Server {
@@ -224,6 +257,8 @@ impl Server {
             hard_stop,
             ingest_done,
             telemetry_stop,
+            statsd_stop,
+            statsd,
             ingest,
             writers,
             telemetry,
@@ -279,6 +314,10 @@ impl Server {
                 eprintln!("carbyne: receiver stopped with an error: {e}");
             }
         }
+        self.statsd_stop.store(true, Ordering::Release);
+        if let Some(t) = self.statsd.take() {
+            let _ = t.join();
+        }
         self.telemetry_stop.store(true, Ordering::Release);
         if let Some(t) = self.telemetry.take() {
             let _ = t.join();
@@ -324,23 +363,95 @@ fn bind_all(config: &Config, n: usize, ephemeral: bool) -> Result<(Vec<Listeners
     } else {
         (None, 0)
     };
+    let statsd_on = c.enable_statsd && c.statsd_port != 0;
+    let statsd_port = if ephemeral { 0 } else { c.statsd_port };
+    let statsd_udp = if statsd_on {
+        let addr = ingest::resolve(&c.statsd_interface, statsd_port)?;
+        let (sockets, _) = ingest::bind_udp_group(addr, n, c.tuning.udp_receive_buffer)
+            .with_context(|| format!("binding STATSD_PORT (UDP) on {addr}"))?;
+        Some(sockets)
+    } else {
+        None
+    };
+    // With an ephemeral UDP port, TCP takes the same number when it is free.
+    let statsd_tcp = match (&statsd_udp, statsd_on && c.enable_statsd_tcp) {
+        (Some(udp), true) => {
+            let port = udp[0].local_addr()?.port();
+            tcp(&c.statsd_interface, port, "STATSD_PORT (TCP)")?
+        }
+        _ => None,
+    };
     let addr_of = |v: &Option<Vec<std::net::TcpListener>>| v.as_ref().and_then(|l| l[0].local_addr().ok());
+    let udp_addr_of = |v: &Option<Vec<std::net::UdpSocket>>| v.as_ref().and_then(|s| s[0].local_addr().ok());
     let addresses = Addresses {
         line: addr_of(&line),
         pickle: addr_of(&pickle),
-        udp: udp.as_ref().and_then(|s| s[0].local_addr().ok()),
+        udp: udp_addr_of(&udp),
+        statsd_udp: udp_addr_of(&statsd_udp),
+        statsd_tcp: addr_of(&statsd_tcp),
+        statsd_admin: None,
     };
     let mut line = line.map(Vec::into_iter);
     let mut pickle = pickle.map(Vec::into_iter);
     let mut udp = udp.map(Vec::into_iter);
+    let mut statsd_udp = statsd_udp.map(Vec::into_iter);
+    let mut statsd_tcp = statsd_tcp.map(Vec::into_iter);
     let listeners = (0..n)
         .map(|_| Listeners {
             line: line.as_mut().and_then(Iterator::next),
             pickle: pickle.as_mut().and_then(Iterator::next),
             udp: udp.as_mut().and_then(Iterator::next),
+            statsd_udp: statsd_udp.as_mut().and_then(Iterator::next),
+            statsd_tcp: statsd_tcp.as_mut().and_then(Iterator::next),
         })
         .collect();
     Ok((listeners, addresses, granted))
+}
+
+/// The statsd flush thread: flushes into the cache through its own producer, with flushed names
+/// validated as received ones are.
+struct StatsdJob {
+    flusher: crate::statsd::Flusher,
+    producer: Producer,
+    counters: PointCounters,
+    shared: Shared,
+    stop: Arc<AtomicBool>,
+    resolution: u64,
+}
+
+impl StatsdJob {
+    fn run(self) {
+        let StatsdJob { flusher, producer, counters, shared, stop, resolution } = self;
+        let mut sink = CacheSink::new(producer);
+        let mut filter = shared.filter.as_ref().map(ingest::SharedFilter::handle);
+        flusher.run(
+            &stop,
+            None::<flume::Receiver<()>>,
+            |_, _| {},
+            |flush, dropped| {
+                counters.add(names::STATSD_SAMPLES_DROPPED, dropped);
+                if let Some(f) = filter.as_mut() {
+                    f.refresh();
+                }
+                let ts = ingest::normalize_timestamp(flush.timestamp, flush.timestamp, resolution);
+                let mut out = ingest::Output {
+                    sink: &mut sink,
+                    counters: &counters,
+                    on_refused: OnRefused::Wait,
+                    hard_stop: &shared.hard_stop,
+                    now: ts,
+                    filter: filter.as_ref().map(ingest::FilterHandle::filter),
+                    statsd: None,
+                };
+                for (name, value) in &flush.points {
+                    ingest::named_point(name.as_bytes(), ts, *value, &mut out);
+                }
+                sink.flush();
+                true
+            },
+        );
+        sink.flush_fully(Duration::from_secs(60));
+    }
 }
 
 /// The self-metrics thread: every interval, carbon's `carbon.agents.*` points into the cache.
@@ -354,6 +465,7 @@ struct SelfMetrics {
     active_connections: Arc<AtomicUsize>,
     queries: Vec<flume::Sender<CacheQuery>>,
     udp_sockets: Vec<std::net::UdpSocket>,
+    statsd_udp_sockets: Vec<std::net::UdpSocket>,
 }
 
 impl SelfMetrics {
@@ -368,9 +480,16 @@ impl SelfMetrics {
             active_connections,
             queries,
             udp_sockets,
+            statsd_udp_sockets,
         } = self;
-        let udp_drops = registry.id(names::UDP_KERNEL_DROPS);
-        let mut udp_drops_seen = ingest::udp_kernel_drops(&udp_sockets);
+        let mut drops = [
+            (registry.id(names::UDP_KERNEL_DROPS), ingest::udp_kernel_drops(&udp_sockets), udp_sockets),
+            (
+                registry.id(names::STATSD_UDP_KERNEL_DROPS),
+                ingest::udp_kernel_drops(&statsd_udp_sockets),
+                statsd_udp_sockets,
+            ),
+        ];
         let mut reporter = Reporter::new(prefix, &registry);
         let mut sink = CacheSink::new(producer);
         let counters = PointCounters::new(&registry, "telemetry");
@@ -388,9 +507,11 @@ impl SelfMetrics {
             }
             next = Instant::now() + interval;
             last_ts = now;
-            let drops = ingest::udp_kernel_drops(&udp_sockets);
-            counters.thread.add(udp_drops, drops.saturating_sub(udp_drops_seen));
-            udp_drops_seen = drops;
+            for (id, seen, sockets) in &mut drops {
+                let now_dropped = ingest::udp_kernel_drops(sockets);
+                counters.thread.add(*id, now_dropped.saturating_sub(*seen));
+                *seen = now_dropped;
+            }
             let (points, metrics) = cache_sizes(&queries);
             let gauges = [
                 ("cache.size", points as f64),

@@ -121,6 +121,16 @@ pub struct CacheSettings {
     pub udp_receiver_interface: String,
     /// UDP_RECEIVER_PORT.
     pub udp_receiver_port: u16,
+    /// ENABLE_STATSD (Carbyne's, default True): the statsd server on UDP STATSD_PORT.
+    pub enable_statsd: bool,
+    /// ENABLE_STATSD_TCP (Carbyne's, default False): statsd lines over TCP on STATSD_PORT too.
+    pub enable_statsd_tcp: bool,
+    /// STATSD_INTERFACE (default 0.0.0.0), for the statsd port and its admin port.
+    pub statsd_interface: String,
+    /// STATSD_PORT (default 8125).
+    pub statsd_port: u16,
+    /// STATSD_ADMIN_PORT (default 8126); 0 disables the admin interface.
+    pub statsd_admin_port: u16,
     /// PICKLE_RECEIVER_INTERFACE.
     pub pickle_receiver_interface: String,
     /// PICKLE_RECEIVER_PORT; 0 disables the listener.
@@ -209,6 +219,11 @@ impl CacheSettings {
             enable_udp_listener: false,
             udp_receiver_interface: "0.0.0.0".into(),
             udp_receiver_port: 2003,
+            enable_statsd: true,
+            enable_statsd_tcp: false,
+            statsd_interface: "0.0.0.0".into(),
+            statsd_port: 8125,
+            statsd_admin_port: 8126,
             pickle_receiver_interface: "0.0.0.0".into(),
             pickle_receiver_port: 2004,
             pickle_receiver_max_length: 1 << 20,
@@ -415,6 +430,9 @@ fn apply_listener_key(s: &mut CacheSettings, key: &str, value: &str) -> Result<b
         "LINE_RECEIVER_PORT" => s.line_receiver_port = parse_port(value)?,
         "UDP_RECEIVER_INTERFACE" => s.udp_receiver_interface = text(),
         "UDP_RECEIVER_PORT" => s.udp_receiver_port = parse_port(value)?,
+        "STATSD_INTERFACE" => s.statsd_interface = text(),
+        "STATSD_PORT" => s.statsd_port = parse_port(value)?,
+        "STATSD_ADMIN_PORT" => s.statsd_admin_port = parse_port(value)?,
         "PICKLE_RECEIVER_INTERFACE" => s.pickle_receiver_interface = text(),
         "PICKLE_RECEIVER_PORT" => s.pickle_receiver_port = parse_port(value)?,
         "PICKLE_RECEIVER_MAX_LENGTH" => {
@@ -561,6 +579,8 @@ fn apply_flag_key(s: &mut CacheSettings, key: &str, value: &str) -> Result<bool,
         "ENABLE_LOGROTATION" => &mut s.enable_logrotation,
         "USE_FLOW_CONTROL" => &mut s.use_flow_control,
         "ENABLE_UDP_LISTENER" => &mut s.enable_udp_listener,
+        "ENABLE_STATSD" => &mut s.enable_statsd,
+        "ENABLE_STATSD_TCP" => &mut s.enable_statsd_tcp,
         "WHISPER_AUTOFLUSH" => &mut s.whisper_autoflush,
         "WHISPER_SPARSE_CREATE" => &mut s.whisper_sparse_create,
         "WHISPER_FALLOCATE_CREATE" => &mut s.whisper_fallocate_create,

@@ -24,6 +24,7 @@ mod error;
 mod ini;
 mod keys;
 mod paths;
+mod statsd;
 mod storage;
 mod value;
 
@@ -33,6 +34,7 @@ pub use carbon::{CacheSettings, IoBackend, ReportedKey, Tuning, WriteStrategy};
 pub use error::{ConfigError, ConfigWarning, Problem};
 pub use keys::{IgnoredKey, IGNORED_KEYS, IGNORED_PREFIXES};
 pub use paths::Environment;
+pub use statsd::{HistogramRule, StatsdOptions};
 pub use storage::{AggregationRule, AggregationRules, RulesSource, Schema, StorageSchemas};
 
 use crate::whisper::CreateOptions;
@@ -53,6 +55,8 @@ pub struct Config {
     pub carbon_conf: Option<PathBuf>,
     /// The `[cache]` settings in effect.
     pub cache: CacheSettings,
+    /// The `[statsd]` section (etsy statsd's options).
+    pub statsd: StatsdOptions,
     /// storage-schemas.conf.
     pub schemas: StorageSchemas,
     /// storage-aggregation.conf.
@@ -65,6 +69,31 @@ pub struct Config {
     pub warnings: Vec<ConfigWarning>,
     /// Sections of carbon.conf other than the ones read (`relay`, `aggregator`, other instances).
     pub other_sections: Vec<String>,
+}
+
+/// `[statsd]` over etsy's defaults; its ignored and unknown keys reported with carbon's.
+fn read_statsd_section(ini: &Ini, conf: &mut carbon::CarbonConf) -> Result<StatsdOptions, ConfigError> {
+    let Some(section) = ini.section("statsd") else { return Ok(StatsdOptions::default()) };
+    let items = ini.items(section)?;
+    let (options, reported) = statsd::read(ini.path(), &items)?;
+    conf.other_sections.retain(|s| s != "statsd");
+    for (key, line, known) in reported {
+        let value = items.iter().find(|i| i.line == line).map(|i| i.value.clone()).unwrap_or_default();
+        let report = ReportedKey {
+            key,
+            value,
+            section: "statsd".into(),
+            path: ini.path().to_path_buf(),
+            line,
+            reason: if known { "an etsy statsd option with no meaning inside Carbyne" } else { "" },
+        };
+        if known {
+            conf.ignored_keys.push(report);
+        } else {
+            conf.unknown_keys.push(report);
+        }
+    }
+    Ok(options)
 }
 
 /// What a new whisper file for one metric gets, and which rules decided it.
@@ -93,7 +122,8 @@ impl Config {
         }
         let ini =
             Ini::read(carbon_conf)?.ok_or_else(|| ConfigError::MissingFile { path: carbon_conf.to_path_buf() })?;
-        let conf = carbon::read_cache_sections(&ini, instance, env)?;
+        let mut conf = carbon::read_cache_sections(&ini, instance, env)?;
+        let statsd = read_statsd_section(&ini, &mut conf)?;
         let mut warnings = Vec::new();
         if ini.section("cache").is_none() {
             warnings.push(ConfigWarning {
@@ -109,6 +139,7 @@ impl Config {
         Ok(Config {
             carbon_conf: Some(carbon_conf.to_path_buf()),
             cache: conf.settings,
+            statsd,
             schemas,
             aggregation,
             ignored_keys: conf.ignored_keys,
@@ -149,6 +180,7 @@ impl Config {
         Config {
             carbon_conf: None,
             cache,
+            statsd: StatsdOptions::default(),
             schemas,
             aggregation,
             ignored_keys: Vec::new(),

@@ -136,6 +136,11 @@ fn every_default_is_carbons_code_default() {
         ("UDP_RECEIVE_BUFFER", "33554432"),
         ("MAX_LINE_LENGTH", "16384"),
         ("IO_BACKEND", "auto"),
+        ("ENABLE_STATSD", "True"),
+        ("ENABLE_STATSD_TCP", "False"),
+        ("STATSD_INTERFACE", "0.0.0.0"),
+        ("STATSD_PORT", "8125"),
+        ("STATSD_ADMIN_PORT", "8126"),
     ];
     for (key, value) in &got {
         let expected = CARBON_CODE_DEFAULTS.iter().chain(ours.iter()).find(|(k, _)| k == key).map(|(_, v)| *v);

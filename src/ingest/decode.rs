@@ -2,7 +2,8 @@
 //!
 //! A TCP plaintext connection carries an incomplete line over to its next read; a pickle
 //! connection carries an incomplete frame; a UDP datagram stands alone. Every line or frame that
-//! is refused is counted by reason and costs only itself.
+//! is refused is counted by reason and costs only itself. Statsd lines over TCP go to the
+//! thread's statsd partial instead of the cache.
 
 use std::sync::atomic::AtomicBool;
 
@@ -41,6 +42,8 @@ pub enum DecoderKind {
     Pickle,
     /// Carbon plaintext in UDP datagrams.
     Datagram,
+    /// Statsd lines over TCP (into the thread's statsd partial).
+    StatsdLines,
 }
 
 /// The decoding state of one connection (or of the UDP socket).
@@ -57,6 +60,8 @@ enum State {
     Lines(LineSplitter),
     /// Pickle, with the carry-over of an incomplete frame.
     Pickle(FrameSplitter, Box<PickleDecoder>),
+    /// Statsd lines, with the carry-over of an incomplete line.
+    StatsdLines(LineSplitter),
 }
 
 /// Where decoded points go, and what to do when the cache refuses one.
@@ -73,6 +78,8 @@ pub struct Output<'a> {
     pub now: i64,
     /// USE_WHITELIST's lists; None when off.
     pub filter: Option<&'a super::filter::MetricFilter>,
+    /// This thread's statsd partial, for statsd connections; None where statsd is off.
+    pub statsd: Option<&'a mut crate::statsd::Partial>,
 }
 
 impl std::fmt::Debug for Output<'_> {
@@ -86,6 +93,7 @@ impl Decoder {
     pub fn new(kind: DecoderKind, limits: &Limits) -> Decoder {
         let state = match kind {
             DecoderKind::Lines | DecoderKind::Datagram => State::Lines(LineSplitter::new(limits.max_line_bytes)),
+            DecoderKind::StatsdLines => State::StatsdLines(LineSplitter::new(limits.max_line_bytes)),
             DecoderKind::Pickle => State::Pickle(
                 FrameSplitter::new(limits.max_pickle_frame_bytes),
                 Box::new(PickleDecoder::new(PickleLimits::new(limits.max_pickle_frame_bytes))),
@@ -106,6 +114,22 @@ impl Decoder {
                 Ok(frame) => pickle_frame(decoder, frame, resolution, out),
                 Err(too_large) => out.counters.reject(pickle_reason(too_large.as_str())),
             }),
+            State::StatsdLines(lines) => {
+                let Some(partial) = out.statsd.as_deref_mut() else { return };
+                // etsy's TCP server hands over each read that completes a line as one packet.
+                let mut complete = 0u32;
+                lines.feed(data, |line| match line {
+                    Ok(line) => {
+                        complete += 1;
+                        partial.line(line);
+                    }
+                    Err(_) => out.counters.reject(Reject::TooLong.as_str()),
+                });
+                if complete > 0 {
+                    partial.packets += 1;
+                    partial.last_msg_seen = out.now;
+                }
+            }
         }
     }
 
@@ -119,7 +143,7 @@ impl Decoder {
     /// receivers discard it, and counted.
     pub fn finish(&mut self, counters: &PointCounters) {
         match &mut self.state {
-            State::Lines(lines) => {
+            State::Lines(lines) | State::StatsdLines(lines) => {
                 if lines.finish().is_some() {
                     counters.reject(Reject::Incomplete.as_str());
                 }
@@ -164,7 +188,9 @@ fn pickle_frame(decoder: &mut PickleDecoder, frame: &[u8], resolution: u64, out:
     }
 }
 
-fn named_point(metric: &[u8], ts: i64, value: f64, out: &mut Output<'_>) {
+/// Offers one point under a name not yet validated: invalid names, black- and whitelisting are
+/// counted as for a received line.
+pub fn named_point(metric: &[u8], ts: i64, value: f64, out: &mut Output<'_>) {
     match name::validate(metric) {
         Ok(valid) => {
             let canonical = valid.canonical();

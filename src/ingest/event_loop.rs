@@ -1,6 +1,7 @@
 //! One ingest thread on the readiness (epoll, through mio) backend: its own SO_REUSEPORT
-//! listeners for plaintext TCP, pickle TCP and plaintext UDP, its connections, and a loop that
-//! reads, decodes and hands points to the cache.
+//! listeners for plaintext TCP, pickle TCP, plaintext UDP, statsd UDP and statsd TCP, its
+//! connections, and a loop that reads, decodes and hands points to the cache (statsd lines to
+//! the thread's statsd partial).
 //!
 //! Flow control: while the sink is paused, TCP connections are not read; mio reports readiness
 //! once per edge, so connections with data left unread stay in `ready` and are served when the
@@ -20,6 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::decode::{Decoder, DecoderKind, Limits, Output};
 use super::points::{OnRefused, PointCounters};
 use super::sink::PointSink;
+use crate::statsd::CoreStatsd;
 
 /// Bytes read from one connection per loop turn before the others get theirs.
 const READ_BUDGET: usize = 256 * 1024;
@@ -28,7 +30,9 @@ const READ_CHUNK: usize = 64 * 1024;
 const LINE_LISTENER: Token = Token(0);
 const PICKLE_LISTENER: Token = Token(1);
 const UDP_SOCKET: Token = Token(2);
-const FIRST_CONN: usize = 3;
+const STATSD_UDP: Token = Token(3);
+const STATSD_LISTENER: Token = Token(4);
+const FIRST_CONN: usize = 5;
 
 /// What one ingest thread serves.
 #[derive(Debug)]
@@ -39,6 +43,10 @@ pub struct Listeners {
     pub pickle: Option<TcpListener>,
     /// Plaintext UDP (UDP_RECEIVER_PORT, when ENABLE_UDP_LISTENER).
     pub udp: Option<UdpSocket>,
+    /// Statsd UDP (STATSD_PORT, when ENABLE_STATSD).
+    pub statsd_udp: Option<UdpSocket>,
+    /// Statsd TCP (STATSD_PORT, when ENABLE_STATSD_TCP).
+    pub statsd_tcp: Option<TcpListener>,
 }
 
 /// State shared by all ingest threads.
@@ -70,6 +78,7 @@ pub fn run(
     shared: Shared,
     sink: &mut dyn PointSink,
     counters: PointCounters,
+    statsd: Option<CoreStatsd>,
 ) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut line = listeners.line.map(MioListener::from_std);
@@ -84,6 +93,17 @@ pub fn run(
     if let Some(u) = udp.as_mut() {
         poll.registry().register(u, UDP_SOCKET, Interest::READABLE)?;
     }
+    // Without a statsd partial there is nowhere to put statsd lines: the sockets are not served.
+    let (mut statsd_udp, mut statsd_tcp) = match statsd {
+        Some(_) => (listeners.statsd_udp.map(MioUdp::from_std), listeners.statsd_tcp.map(MioListener::from_std)),
+        None => (None, None),
+    };
+    if let Some(u) = statsd_udp.as_mut() {
+        poll.registry().register(u, STATSD_UDP, Interest::READABLE)?;
+    }
+    if let Some(l) = statsd_tcp.as_mut() {
+        poll.registry().register(l, STATSD_LISTENER, Interest::READABLE)?;
+    }
     let mut state = State {
         conns: slab_new(),
         ready: VecDeque::new(),
@@ -93,6 +113,7 @@ pub fn run(
         flow: FlowControl::default(),
         filter: shared.filter.as_ref().map(super::filter::SharedFilter::handle),
         udp_decoder: Decoder::new(DecoderKind::Datagram, &limits),
+        statsd,
     };
     let mut events = Events::with_capacity(1024);
     while !shared.stop.load(Ordering::Relaxed) {
@@ -106,8 +127,13 @@ pub fn run(
                 LINE_LISTENER => state.accept(&poll, line.as_ref(), DecoderKind::Lines, &shared)?,
                 PICKLE_LISTENER => state.accept(&poll, pickle.as_ref(), DecoderKind::Pickle, &shared)?,
                 UDP_SOCKET => state.read_udp(udp.as_ref(), sink, &shared),
+                STATSD_UDP => state.read_statsd_udp(statsd_udp.as_ref()),
+                STATSD_LISTENER => state.accept(&poll, statsd_tcp.as_ref(), DecoderKind::StatsdLines, &shared)?,
                 Token(t) => state.mark_ready(t),
             }
+        }
+        if let Some(statsd) = state.statsd.as_mut() {
+            statsd.poll();
         }
         if let Some(f) = state.filter.as_mut() {
             f.refresh();
@@ -116,6 +142,10 @@ pub fn run(
         sink.flush();
     }
     drain(&mut state, &poll, udp.as_ref(), sink, &shared);
+    state.read_statsd_udp(statsd_udp.as_ref());
+    if let Some(statsd) = state.statsd.take() {
+        statsd.finish();
+    }
     Ok(())
 }
 
@@ -151,6 +181,8 @@ struct State {
     filter: Option<super::filter::FilterHandle>,
     /// Decodes datagrams one at a time; nothing carries over between them (see `read_udp`).
     udp_decoder: Decoder,
+    /// This thread's statsd partial; None when statsd is off.
+    statsd: Option<CoreStatsd>,
 }
 
 impl State {
@@ -227,6 +259,7 @@ impl State {
                         hard_stop: &shared.hard_stop,
                         now,
                         filter: self.filter.as_ref().map(super::filter::FilterHandle::filter),
+                        statsd: self.statsd.as_mut().map(CoreStatsd::partial),
                     };
                     conn.decoder.feed(&self.buf[..n], &mut out);
                 }
@@ -263,10 +296,26 @@ impl State {
                         hard_stop: &shared.hard_stop,
                         now,
                         filter: self.filter.as_ref().map(super::filter::FilterHandle::filter),
+                        statsd: None,
                     };
                     self.udp_decoder.feed(&self.buf[..n], &mut out);
                     self.udp_decoder.finish_datagram(&mut out);
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+impl State {
+    /// Every datagram waiting on the statsd socket, each into the partial.
+    fn read_statsd_udp(&mut self, udp: Option<&MioUdp>) {
+        let (Some(udp), Some(statsd)) = (udp, self.statsd.as_mut()) else { return };
+        let now = now_s();
+        loop {
+            match udp.recv_from(&mut self.buf) {
+                Ok((n, _)) => statsd.partial().datagram(&self.buf[..n], now),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return,
             }

@@ -16,7 +16,7 @@ mod sink;
 mod sockets;
 mod uring;
 
-pub use decode::{Decoder, DecoderKind, Limits, Output};
+pub use decode::{named_point, Decoder, DecoderKind, Limits, Output};
 pub use event_loop::{run, Listeners, Shared};
 pub use filter::{FilterHandle, MetricFilter, SharedFilter, Verdict};
 pub use points::{normalize_timestamp, offer, receiver_counters, OnRefused, PointCounters};

@@ -103,7 +103,12 @@ impl PointCounters {
 
     /// Counts one event by counter name (for the less frequent kinds: rejection reasons).
     pub fn count(&self, name: &str) {
-        self.thread.incr(self.registry.id(name));
+        self.add(name, 1);
+    }
+
+    /// Adds `n` to the counter `name`.
+    pub fn add(&self, name: &str, n: u64) {
+        self.thread.add(self.registry.id(name), n);
     }
 }
 

@@ -51,7 +51,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use conns::{Conn, Conns};
-use driver::{Completion, Driver, Sizes, FIRST_CONN, SLOT_LINE, SLOT_PICKLE, SLOT_UDP};
+use driver::{
+    is_udp_slot, Completion, Driver, Sizes, FIRST_CONN, SLOT_LINE, SLOT_PICKLE, SLOT_STATSD_TCP, SLOT_STATSD_UDP,
+    SLOT_UDP,
+};
 use ops::{OpKind, UserData};
 
 pub use probe::{probe, Unavailable};
@@ -61,6 +64,7 @@ use super::event_loop::{admit, now_s, release, FlowControl, Listeners, Shared};
 use super::filter::FilterHandle;
 use super::points::{OnRefused, PointCounters};
 use super::sink::PointSink;
+use crate::statsd::CoreStatsd;
 
 /// TCP buffer group: the most one thread holds undecoded while paused is its whole size.
 const TCP_BUFS: u16 = 64;
@@ -97,21 +101,33 @@ pub fn run_uring(
     shared: Shared,
     sink: &mut dyn PointSink,
     counters: PointCounters,
+    statsd: Option<CoreStatsd>,
 ) -> io::Result<()> {
-    let mut core = Core::new(listeners, limits, shared, counters)?;
+    let mut core = Core::new(listeners, limits, shared, counters, statsd)?;
     core.arm_sockets()?;
     while !core.shared.stop.load(Ordering::Relaxed) {
         core.turn(sink)?;
     }
-    core.drain(sink)
+    core.drain(sink)?;
+    if let Some(statsd) = core.statsd.take() {
+        statsd.finish();
+    }
+    Ok(())
 }
+
+/// The listening sockets' slots: TCP listeners and UDP sockets.
+const LISTENER_SLOTS: [u32; 3] = [SLOT_LINE, SLOT_PICKLE, SLOT_STATSD_TCP];
+const UDP_SLOTS: [u32; 2] = [SLOT_UDP, SLOT_STATSD_UDP];
 
 /// Everything one io_uring ingest thread owns.
 struct Core {
     driver: Driver,
-    /// Indexed by slot: `SLOT_LINE`, `SLOT_PICKLE`.
-    listeners: [Option<TcpListener>; 2],
-    udp: Option<UdpSocket>,
+    /// Indexed by slot (`SLOT_LINE`, `SLOT_PICKLE`, `SLOT_STATSD_TCP`; None elsewhere).
+    listeners: [Option<TcpListener>; FIRST_CONN as usize],
+    /// Indexed by slot (`SLOT_UDP`, `SLOT_STATSD_UDP`; None elsewhere).
+    udps: [Option<UdpSocket>; FIRST_CONN as usize],
+    /// This thread's statsd partial; None when statsd is off (its sockets are then not served).
+    statsd: Option<CoreStatsd>,
     conns: Conns,
     limits: Limits,
     shared: Shared,
@@ -127,7 +143,7 @@ struct Core {
     /// Connections whose multishot recv must be armed again (their `rearm` is set).
     rearm: Vec<usize>,
     /// When to arm again the accept or recvmsg of a slot the kernel ended; indexed by slot.
-    retry_at: [Option<Instant>; 3],
+    retry_at: [Option<Instant>; FIRST_CONN as usize],
     /// This turn: TCP data is held, not decoded.
     paused: bool,
     /// The drain has begun: no more multishot ops.
@@ -137,11 +153,19 @@ struct Core {
 }
 
 impl Core {
-    fn new(listeners: Listeners, limits: Limits, shared: Shared, counters: PointCounters) -> io::Result<Core> {
+    fn new(
+        listeners: Listeners,
+        limits: Limits,
+        shared: Shared,
+        counters: PointCounters,
+        statsd: Option<CoreStatsd>,
+    ) -> io::Result<Core> {
+        let served = statsd.is_some();
         Ok(Core {
             driver: Driver::new(&SIZES)?,
-            listeners: [listeners.line, listeners.pickle],
-            udp: listeners.udp,
+            listeners: [listeners.line, listeners.pickle, None, None, listeners.statsd_tcp.filter(|_| served)],
+            udps: [None, None, listeners.udp, listeners.statsd_udp.filter(|_| served), None],
+            statsd,
             conns: Conns::default(),
             filter: shared.filter.as_ref().map(super::filter::SharedFilter::handle),
             udp_decoder: Decoder::new(DecoderKind::Datagram, &limits),
@@ -152,7 +176,7 @@ impl Core {
             completions: Vec::with_capacity(SIZES.cq_entries as usize),
             backlog: Vec::new(),
             rearm: Vec::new(),
-            retry_at: [None; 3],
+            retry_at: [None; FIRST_CONN as usize],
             paused: false,
             stopping: false,
             now: now_s(),
@@ -160,13 +184,15 @@ impl Core {
     }
 
     fn arm_sockets(&mut self) -> io::Result<()> {
-        for slot in [SLOT_LINE, SLOT_PICKLE] {
+        for slot in LISTENER_SLOTS {
             if let Some(listener) = &self.listeners[slot as usize] {
                 self.driver.accept(slot, listener.as_raw_fd())?;
             }
         }
-        if let Some(udp) = &self.udp {
-            self.driver.recvmsg_multi(udp.as_raw_fd())?;
+        for slot in UDP_SLOTS {
+            if let Some(udp) = &self.udps[slot as usize] {
+                self.driver.recvmsg_multi(slot, udp.as_raw_fd())?;
+            }
         }
         Ok(())
     }
@@ -193,6 +219,9 @@ impl Core {
         result?;
         self.end_turn(sink)?;
         sink.flush();
+        if let Some(statsd) = self.statsd.as_mut() {
+            statsd.poll();
+        }
         Ok(())
     }
 
@@ -237,7 +266,11 @@ impl Core {
         if !admit(&self.shared, &self.counters) {
             return Ok(()); // dropping `fd` closes it
         }
-        let kind = if op.slot == SLOT_PICKLE { DecoderKind::Pickle } else { DecoderKind::Lines };
+        let kind = match op.slot {
+            SLOT_PICKLE => DecoderKind::Pickle,
+            SLOT_STATSD_TCP => DecoderKind::StatsdLines,
+            _ => DecoderKind::Lines,
+        };
         let idx = self.conns.insert(Conn::new(fd, Decoder::new(kind, &self.limits)));
         if self.stopping {
             return Ok(()); // the drain's one-shot receives read it
@@ -311,6 +344,7 @@ impl Core {
             let bytes = self.driver.tcp.bytes(bid, len as usize);
             let filter = self.filter.as_ref().map(FilterHandle::filter);
             let mut out = output(sink, &self.counters, &self.shared, filter, self.now, OnRefused::Wait);
+            out.statsd = self.statsd.as_mut().map(CoreStatsd::partial);
             conn.decoder.feed(bytes, &mut out);
             self.driver.tcp.recycle(bid);
         }
@@ -338,7 +372,7 @@ impl Core {
     fn on_udp(&mut self, op: UserData, c: &Completion, sink: &mut dyn PointSink) -> io::Result<()> {
         if let Some(bid) = self.driver.udp.claim(c.flags) {
             if let Ok(len @ 1..) = usize::try_from(c.result) {
-                self.take_datagram(op.kind, bid, len, sink);
+                self.take_datagram(op, bid, len, sink);
             }
             self.driver.udp.recycle(bid);
         }
@@ -346,12 +380,12 @@ impl Core {
             OpKind::RecvMsgMulti if !c.more() && !self.stopping => {
                 let failed = c.result < 0 && c.result != -libc::ENOBUFS;
                 let delay = if failed { RETRY_AFTER_ERROR } else { Duration::ZERO };
-                self.retry_at[SLOT_UDP as usize] = Some(Instant::now() + delay);
+                self.retry_at[op.slot as usize] = Some(Instant::now() + delay);
             }
             // The drain: until EAGAIN (a result of 0 is an empty datagram, not an end).
             OpKind::RecvOnce if c.result >= 0 || c.result == -libc::ENOBUFS => {
-                if let Some(udp) = &self.udp {
-                    self.driver.recv_once(SLOT_UDP, 0, udp.as_raw_fd())?;
+                if let Some(udp) = &self.udps[op.slot as usize] {
+                    self.driver.recv_once(op.slot, 0, udp.as_raw_fd())?;
                 }
             }
             _ => {}
@@ -360,10 +394,10 @@ impl Core {
     }
 
     /// Decodes one datagram on its own: its last line needs no newline, nothing carries over.
-    fn take_datagram(&mut self, kind: OpKind, bid: u16, len: usize, sink: &mut dyn PointSink) {
+    fn take_datagram(&mut self, op: UserData, bid: u16, len: usize, sink: &mut dyn PointSink) {
         let bytes = self.driver.udp.bytes(bid, len);
         let msg;
-        let payload = match kind {
+        let payload = match op.kind {
             OpKind::RecvMsgMulti => {
                 let Ok(parsed) = io_uring::types::RecvMsgOut::parse(bytes, self.driver.msghdr()) else { return };
                 msg = parsed;
@@ -371,6 +405,12 @@ impl Core {
             }
             _ => bytes,
         };
+        if op.slot == SLOT_STATSD_UDP {
+            if let Some(statsd) = self.statsd.as_mut() {
+                statsd.partial().datagram(payload, self.now);
+            }
+            return;
+        }
         let filter = self.filter.as_ref().map(FilterHandle::filter);
         let mut out = output(sink, &self.counters, &self.shared, filter, self.now, OnRefused::Drop);
         self.udp_decoder.feed(payload, &mut out);
@@ -420,14 +460,14 @@ impl Core {
 
     fn rearm_sockets(&mut self) -> io::Result<()> {
         let now = Instant::now();
-        for slot in [SLOT_LINE, SLOT_PICKLE, SLOT_UDP] {
+        for slot in [SLOT_LINE, SLOT_PICKLE, SLOT_UDP, SLOT_STATSD_UDP, SLOT_STATSD_TCP] {
             if self.retry_at[slot as usize].is_none_or(|at| at > now) {
                 continue;
             }
             self.retry_at[slot as usize] = None;
-            if slot == SLOT_UDP {
-                if let Some(udp) = &self.udp {
-                    self.driver.recvmsg_multi(udp.as_raw_fd())?;
+            if is_udp_slot(slot) {
+                if let Some(udp) = &self.udps[slot as usize] {
+                    self.driver.recvmsg_multi(slot, udp.as_raw_fd())?;
                 }
             } else if let Some(listener) = &self.listeners[slot as usize] {
                 self.driver.accept(slot, listener.as_raw_fd())?;
@@ -448,8 +488,10 @@ impl Core {
                 self.arm_recv(idx, OpKind::RecvOnce)?;
             }
         }
-        if let Some(udp) = &self.udp {
-            self.driver.recv_once(SLOT_UDP, 0, udp.as_raw_fd())?;
+        for slot in UDP_SLOTS {
+            if let Some(udp) = &self.udps[slot as usize] {
+                self.driver.recv_once(slot, 0, udp.as_raw_fd())?;
+            }
         }
         self.run_until_idle(sink)?;
         for idx in self.conns.open() {
@@ -464,11 +506,8 @@ impl Core {
 
     /// No more accepts, no more multishot receives: cancel them all.
     fn cancel_multishots(&mut self) -> io::Result<()> {
-        let mut targets = vec![
-            UserData::new(OpKind::Accept, SLOT_LINE, 0),
-            UserData::new(OpKind::Accept, SLOT_PICKLE, 0),
-            UserData::new(OpKind::RecvMsgMulti, SLOT_UDP, 0),
-        ];
+        let mut targets: Vec<UserData> = LISTENER_SLOTS.iter().map(|&s| UserData::new(OpKind::Accept, s, 0)).collect();
+        targets.extend(UDP_SLOTS.iter().map(|&s| UserData::new(OpKind::RecvMsgMulti, s, 0)));
         for idx in self.conns.open() {
             targets.push(UserData::new(OpKind::RecvMulti, FIRST_CONN + idx as u32, self.conns.generation(idx)));
         }
@@ -532,5 +571,5 @@ fn output<'a>(
     now: i64,
     on_refused: OnRefused,
 ) -> Output<'a> {
-    Output { sink, counters, on_refused, hard_stop: &shared.hard_stop, now, filter }
+    Output { sink, counters, on_refused, hard_stop: &shared.hard_stop, now, filter, statsd: None }
 }

@@ -34,9 +34,13 @@ pub mod names {
     pub const QUEUE_FULL: &str = "queueFull";
     /// UDP datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
     pub const UDP_KERNEL_DROPS: &str = "udpKernelDrops";
+    /// Statsd datagrams the kernel dropped because the socket buffer was full.
+    pub const STATSD_UDP_KERNEL_DROPS: &str = "statsd.udpKernelDrops";
+    /// Statsd samples dropped at an ingest thread's maxPendingSamples bound.
+    pub const STATSD_SAMPLES_DROPPED: &str = "statsd.samplesDropped";
 
     /// Every name above, for the registry.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 16] = [
         METRICS_RECEIVED,
         COMMITTED_POINTS,
         UPDATE_OPERATIONS,
@@ -51,6 +55,8 @@ pub mod names {
         FLOW_CONTROL_PAUSES,
         QUEUE_FULL,
         UDP_KERNEL_DROPS,
+        STATSD_UDP_KERNEL_DROPS,
+        STATSD_SAMPLES_DROPPED,
     ];
 }
 

@@ -15,6 +15,9 @@ struct Appliance {
     line: SocketAddr,
     pickle: SocketAddr,
     udp: Option<SocketAddr>,
+    statsd_udp: Option<SocketAddr>,
+    statsd_tcp: Option<SocketAddr>,
+    statsd_admin: Option<SocketAddr>,
     output: std::sync::mpsc::Receiver<String>,
 }
 
@@ -22,8 +25,10 @@ const SCHEMAS: &str =
     "[carbon]\npattern = ^carbon\\.\nretentions = 1s:10m\n\n[all]\npattern = .*\nretentions = 1s:1h,1m:1d\n";
 
 impl Appliance {
-    /// Starts the binary with `[cache]` settings `extra` added to the test's carbon.conf.
+    /// Starts the binary with `[cache]` settings `extra` added to the test's carbon.conf; after
+    /// a `[statsd]` line, `extra` is that section's.
     fn start(extra: &str) -> Appliance {
+        let (extra, statsd) = extra.split_once("[statsd]\n").unwrap_or((extra, ""));
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("whisper").display().to_string();
         let mut keys: Vec<(String, String)> = [
@@ -36,6 +41,7 @@ impl Appliance {
             ("MAX_CREATES_PER_MINUTE", "inf"),
             ("CARBON_METRIC_INTERVAL", "1"),
             ("UDP_RECEIVE_BUFFER", "8388608"),
+            ("STATSD_INTERFACE", "127.0.0.1"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -48,7 +54,7 @@ impl Appliance {
             keys.push((k.trim().to_string(), v.trim().to_string()));
         }
         let body: String = keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
-        std::fs::write(dir.path().join("carbon.conf"), format!("[cache]\n{body}")).unwrap();
+        std::fs::write(dir.path().join("carbon.conf"), format!("[cache]\n{body}\n[statsd]\n{statsd}")).unwrap();
         std::fs::write(dir.path().join("storage-schemas.conf"), SCHEMAS).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_carbyne"))
             .args(["serve", "--ephemeral-ports", "--ingest-threads", "2", "--writer-threads", "2", "--config"])
@@ -78,6 +84,9 @@ impl Appliance {
             line: addr("plaintext-tcp=").unwrap(),
             pickle: addr("pickle-tcp=").unwrap(),
             udp: addr("plaintext-udp="),
+            statsd_udp: addr("statsd-udp="),
+            statsd_tcp: addr("statsd-tcp="),
+            statsd_admin: addr("statsd-admin="),
             child,
             dir,
             output,
@@ -147,11 +156,12 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
-/// Known (timestamp, value) points of the metric `name` over the last hour at 1 s.
+/// Known (timestamp, value) points of the metric `name` over the last hour at 1 s (and the next
+/// seconds: statsd stamps a flush with the nearest second, which may be the next one).
 fn points_of(data: &Path, name: &str) -> Vec<(i64, f64)> {
     let path = data.join(format!("{}.wsp", name.replace('.', "/")));
     let Ok(mut w) = Whisper::open_read_only(&path) else { return Vec::new() };
-    let n = now();
+    let n = now() + 5;
     let r = w.fetch(n - 3500, Some(n), n, None).unwrap().unwrap();
     r.points().filter_map(|(t, v)| Some((t, v?))).collect()
 }
@@ -356,6 +366,49 @@ fn flow_control_with_a_tiny_cache_and_a_slow_writer_loses_nothing(backend: &str)
     assert_workload(&app.data(), "flow", 100, 300, t0);
 }
 
+fn statsd_packets_become_etsy_named_points_in_whisper(backend: &str) {
+    // One flush only, at stop: every value is exact.
+    let mut app = Appliance::start(&format!(
+        "IO_BACKEND = {backend}\nENABLE_STATSD_TCP = True\n[statsd]\nflushInterval = 3600000\npercentThreshold = 50\n"
+    ));
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let statsd = app.statsd_udp.expect("statsd listens by default");
+    for i in 0..100 {
+        udp.send_to(format!("hits:1|c\nlat:{i}|ms\nusers:u{}|s", i % 7).as_bytes(), statsd).unwrap();
+    }
+    udp.send_to(b"temp:20|g\ntemp:+2.5|g\nsampled:1|c|@0.1\nbad line\nmulti:1|c:3|ms", statsd).unwrap();
+    send_tcp(app.statsd_tcp.expect("ENABLE_STATSD_TCP"), b"hits:900|c\nbytes rx/s:4|c\n");
+    app.stop();
+    let data = app.data();
+    let last = |name: &str| points_of(&data, name).last().map(|p| p.1);
+    assert_eq!(last("stats_counts.hits"), Some(1000.0));
+    assert_eq!(last("stats.hits"), Some(1000.0 / 3600.0));
+    assert_eq!(last("stats.timers.lat.count"), Some(100.0));
+    assert_eq!(last("stats.timers.lat.upper"), Some(99.0));
+    assert_eq!(last("stats.timers.lat.mean"), Some(49.5));
+    assert_eq!(last("stats.timers.lat.upper_50"), Some(49.0));
+    assert_eq!(last("stats.sets.users.count"), Some(7.0));
+    assert_eq!(last("stats.gauges.temp"), Some(22.5));
+    assert_eq!(last("stats_counts.sampled"), Some(10.0));
+    assert_eq!(last("stats_counts.multi"), Some(1.0));
+    assert_eq!(last("stats.timers.multi.upper"), Some(3.0));
+    assert_eq!(last("stats_counts.bytes_rx-s"), Some(4.0), "keys are sanitised as etsy does");
+    assert_eq!(last("stats_counts.statsd.bad_lines_seen"), Some(1.0));
+    assert_eq!(last("stats_counts.statsd.packets_received"), Some(102.0));
+    assert_eq!(last("stats_counts.statsd.metrics_received"), Some(300.0 + 5.0 + 2.0));
+    assert_eq!(last("statsd.numStats"), Some(11.0));
+}
+
+#[test]
+fn statsd_packets_become_etsy_named_points_in_whisper_on_io_uring() {
+    statsd_packets_become_etsy_named_points_in_whisper("io_uring");
+}
+
+#[test]
+fn statsd_packets_become_etsy_named_points_in_whisper_on_epoll() {
+    statsd_packets_become_etsy_named_points_in_whisper("epoll");
+}
+
 #[test]
 fn throttled_creates_keep_their_points_until_created() {
     let mut app = Appliance::start("MAX_CREATES_PER_MINUTE = 600\n");
@@ -371,7 +424,9 @@ fn whitelist_and_blacklist_refuse_and_count_as_carbon() {
     let lists = tempfile::tempdir().unwrap();
     std::fs::write(lists.path().join("whitelist.conf"), "# only these\n^keep\\.\n").unwrap();
     std::fs::write(lists.path().join("blacklist.conf"), "secret\n").unwrap();
-    let extra = format!("USE_WHITELIST = True\nWHITELISTS_DIR = {}\n", lists.path().display());
+    // Statsd's flushed points pass the lists too (as they would pass carbon's): off here, so
+    // that only the lines below are counted.
+    let extra = format!("USE_WHITELIST = True\nWHITELISTS_DIR = {}\nENABLE_STATSD = False\n", lists.path().display());
     let mut app = Appliance::start(&extra);
     let t = now() - 30;
     send_tcp(app.line, format!("keep.a 1 {t}\nkeep.secret.b 2 {t}\ndrop.c 3 {t}\n").as_bytes());

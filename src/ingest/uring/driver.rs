@@ -24,8 +24,17 @@ pub(super) const SLOT_LINE: u32 = 0;
 pub(super) const SLOT_PICKLE: u32 = 1;
 /// The slot of the UDP socket.
 pub(super) const SLOT_UDP: u32 = 2;
+/// The slot of the statsd UDP socket.
+pub(super) const SLOT_STATSD_UDP: u32 = 3;
+/// The slot of the statsd TCP listener.
+pub(super) const SLOT_STATSD_TCP: u32 = 4;
 /// Connection `i` is slot `FIRST_CONN + i`.
-pub(super) const FIRST_CONN: u32 = 3;
+pub(super) const FIRST_CONN: u32 = 5;
+
+/// Whether `slot` is a UDP socket's (its receives use the UDP group).
+pub(super) fn is_udp_slot(slot: u32) -> bool {
+    slot == SLOT_UDP || slot == SLOT_STATSD_UDP
+}
 
 const TCP_BGID: u16 = 0;
 const UDP_BGID: u16 = 1;
@@ -108,7 +117,7 @@ impl Driver {
     pub fn group(&mut self, op: UserData) -> &mut BufRing {
         match op.kind {
             OpKind::RecvMsgMulti => &mut self.udp,
-            OpKind::RecvOnce if op.slot == SLOT_UDP => &mut self.udp,
+            OpKind::RecvOnce if is_udp_slot(op.slot) => &mut self.udp,
             _ => &mut self.tcp,
         }
     }
@@ -154,7 +163,7 @@ impl Driver {
     pub fn recv_once(&mut self, slot: u32, generation: u32, fd: RawFd) -> io::Result<()> {
         let op = UserData::new(OpKind::RecvOnce, slot, generation);
         let (bgid, len) =
-            if slot == SLOT_UDP { (UDP_BGID, self.udp.buf_size()) } else { (TCP_BGID, self.tcp.buf_size()) };
+            if is_udp_slot(slot) { (UDP_BGID, self.udp.buf_size()) } else { (TCP_BGID, self.tcp.buf_size()) };
         let user_data = self.ops.start(op);
         let entry = opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), len as u32)
             .buf_group(bgid)
@@ -168,14 +177,15 @@ impl Driver {
         unsafe { self.push(&entry) }
     }
 
-    /// Arms a multishot recvmsg on the UDP socket, into the UDP group.
-    pub fn recvmsg_multi(&mut self, fd: RawFd) -> io::Result<()> {
-        let user_data = self.ops.start(UserData::new(OpKind::RecvMsgMulti, SLOT_UDP, 0));
+    /// Arms a multishot recvmsg on the UDP socket of `slot`, into the UDP group.
+    pub fn recvmsg_multi(&mut self, slot: u32, fd: RawFd) -> io::Result<()> {
+        debug_assert!(is_udp_slot(slot));
+        let user_data = self.ops.start(UserData::new(OpKind::RecvMsgMulti, slot, 0));
         let entry =
             opcode::RecvMsgMulti::new(types::Fd(fd), self.msghdr.as_ptr(), UDP_BGID).build().user_data(user_data);
         // SAFETY: the entry points at `self.msghdr`, which is never moved or written and freed
         // only when the op table is empty (or leaked); buffers come from the UDP group, owned the
-        // same way; the UDP socket stays open until the end of `run_uring`.
+        // same way; the UDP sockets stay open until the end of `run_uring`.
         unsafe { self.push(&entry) }
     }
 

@@ -157,7 +157,7 @@ fn check_recv(driver: &mut Driver) -> Result<(), Unavailable> {
 fn check_recvmsg(driver: &mut Driver) -> Result<(), Unavailable> {
     let (ours, peer) = UnixDatagram::pair().map_err(|e| Unavailable::Sockets(e.to_string()))?;
     let op = UserData::new(OpKind::RecvMsgMulti, SLOT_UDP, 0);
-    driver.recvmsg_multi(ours.as_raw_fd()).map_err(|e| op_failed("RecvMsgMulti", &e))?;
+    driver.recvmsg_multi(SLOT_UDP, ours.as_raw_fd()).map_err(|e| op_failed("RecvMsgMulti", &e))?;
     peer.send(b"probe").map_err(|e| Unavailable::Sockets(e.to_string()))?;
     let c = first_of(driver, "RecvMsgMulti", op, "kernel 6.0")?;
     let msghdr = *driver.msghdr();

@@ -46,10 +46,13 @@ struct Server {
     line: SocketAddr,
     pickle: SocketAddr,
     udp: SocketAddr,
+    statsd_udp: SocketAddr,
+    statsd_tcp: SocketAddr,
     shared: Shared,
     registry: Arc<Registry>,
     pause: Arc<AtomicBool>,
     thread: JoinHandle<(Vec<Point>, std::io::Result<()>)>,
+    statsd: crate::statsd::Flusher,
 }
 
 impl Server {
@@ -61,7 +64,18 @@ impl Server {
         let (line, pickle, (udp, _)) =
             (bind_tcp(any).unwrap(), bind_tcp(any).unwrap(), bind_udp(any, 1 << 20).unwrap());
         let addrs = (line.local_addr().unwrap(), pickle.local_addr().unwrap(), udp.local_addr().unwrap());
-        let listeners = Listeners { line: Some(line), pickle: Some(pickle), udp: Some(udp) };
+        let (statsd_udp, _) = bind_udp(any, 1 << 20).unwrap();
+        let statsd_tcp = bind_tcp(any).unwrap();
+        let statsd_addrs = (statsd_udp.local_addr().unwrap(), statsd_tcp.local_addr().unwrap());
+        let listeners = Listeners {
+            line: Some(line),
+            pickle: Some(pickle),
+            udp: Some(udp),
+            statsd_udp: Some(statsd_udp),
+            statsd_tcp: Some(statsd_tcp),
+        };
+        let (statsd, mut cores) = crate::statsd::channels(Arc::new(crate::config::StatsdOptions::default()), 1);
+        let core = cores.pop();
         let shared = Shared {
             stop: Arc::new(AtomicBool::new(false)),
             hard_stop: Arc::new(AtomicBool::new(false)),
@@ -77,10 +91,21 @@ impl Server {
         let mut sink = TestSink { inner: VecSink::default(), pause: Arc::clone(&pause) };
         let thread_shared = shared.clone();
         let thread = std::thread::spawn(move || {
-            let result = run_uring(listeners, Limits::default(), thread_shared, &mut sink, counters);
+            let result = run_uring(listeners, Limits::default(), thread_shared, &mut sink, counters, core);
             (sink.inner.points, result)
         });
-        Server { line: addrs.0, pickle: addrs.1, udp: addrs.2, shared, registry, pause, thread }
+        Server {
+            line: addrs.0,
+            pickle: addrs.1,
+            udp: addrs.2,
+            statsd_udp: statsd_addrs.0,
+            statsd_tcp: statsd_addrs.1,
+            shared,
+            registry,
+            pause,
+            thread,
+            statsd,
+        }
     }
 
     fn counter(&self, name: &str) -> u64 {
@@ -104,6 +129,25 @@ impl Server {
         let (points, result) = self.thread.join().expect("the ingest thread panicked");
         result.expect("run_uring failed");
         (points, self.registry, self.shared.active_connections.load(Ordering::SeqCst))
+    }
+
+    /// Stops, then flushes statsd once with what the thread handed over.
+    fn stop_with_statsd(self) -> crate::statsd::Flush {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let (_, result) = self.thread.join().expect("the ingest thread panicked");
+        result.expect("run_uring failed");
+        let mut flushes = Vec::new();
+        let stop = AtomicBool::new(true);
+        self.statsd.run(
+            &stop,
+            None::<flume::Receiver<()>>,
+            |_, _| {},
+            |f, _| {
+                flushes.push(f.clone());
+                true
+            },
+        );
+        flushes.pop().expect("a final flush")
     }
 }
 
@@ -378,4 +422,33 @@ fn while_paused_nothing_is_decoded_and_the_sender_is_pushed_back() {
     let (points, _, _) = server.stop();
     assert_eq!(points.len(), written / line.len());
     assert!(points.iter().all(|p| p.0 == b"bp.metric"));
+}
+
+#[test]
+fn statsd_datagrams_and_tcp_lines_reach_the_partial_even_at_the_drain() {
+    let server = Server::start(None);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..50 {
+        udp.send_to(b"hits:1|c\nlat:5|ms", server.statsd_udp).unwrap();
+    }
+    let mut tcp = std::net::TcpStream::connect(server.statsd_tcp).unwrap();
+    tcp.write_all(b"hits:10|c\ngauge:7|g\nsplit:").unwrap();
+    tcp.write_all(b"2|c\nunterminated:1|c").unwrap();
+    tcp.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let _ = tcp.read_to_end(&mut rest);
+    // Sent, not awaited: the drain at stop reads what the kernel holds.
+    let flush = server.stop_with_statsd();
+    let value = |name: &str| flush.points.iter().find(|(n, _)| n == name).map(|p| p.1);
+    assert_eq!(value("stats_counts.hits"), Some(60.0));
+    assert_eq!(value("stats.timers.lat.count"), Some(50.0));
+    assert_eq!(value("stats.gauges.gauge"), Some(7.0));
+    assert_eq!(value("stats_counts.split"), Some(2.0), "a line split across reads is whole");
+    assert_eq!(
+        value("stats_counts.unterminated"),
+        None,
+        "an unterminated last line is dropped, as etsy's TCP server does"
+    );
+    assert_eq!(value("stats_counts.statsd.metrics_received"), Some(100.0 + 3.0));
 }

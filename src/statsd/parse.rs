@@ -1,0 +1,252 @@
+//! The statsd line protocol as etsy statsd 0.9 reads it: `key:value|type[|@rate][|#tags]`, a
+//! key with several `value|type` parts (`a:1|c:2|ms`), DogStatsD tags turned into Graphite tags,
+//! and etsy's key sanitising. Pure: no I/O, no allocation once the key buffer has grown.
+//!
+//! Faithfulness notes (each one is etsy's behaviour, tested below):
+//! - a datagram splits on `\n` only (a `\r` stays in the line, where `Number()` and `trim()`
+//!   ignore it); empty lines are skipped and not counted;
+//! - validation looks at the type as written (`"ms "` is not `"ms"`, so a negative value
+//!   passes), dispatch at the trimmed type; unknown types (`h`, `""`) are counters;
+//! - the sample rate must be `@` and a non-negative `Number()`; the rate used is `Number()` of
+//!   its leading `[0-9.]` run (`@1e-1` is a rate of 1, `@0x10` of 0: an infinite count). Where
+//!   that run is empty (`@+0.5`, `@ 1`, `@Infinity`) etsy's handler throws; we count a bad line;
+//! - tags: the first `;` of each becomes `_`, its first `:` becomes `=`, and they are appended to
+//!   the key before sanitising.
+
+use super::number::{is_js_space, is_number, js_number, js_trim};
+
+/// What one `value|type` part adds to the aggregates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sample<'a> {
+    /// `c` (and every unknown type): `value × (1 / rate)` added to the counter.
+    Counter(f64),
+    /// `ms`: one sample, and `1 / rate` added to the timer's count.
+    Timer { value: f64, count: f64 },
+    /// `g`: an absolute value, or with a leading `+`/`-` a delta (applied only to a gauge that
+    /// is set and not 0: etsy's `gauges[key] && ...`).
+    Gauge { value: f64, delta: bool },
+    /// `s`: one member (the value as written; an empty value is `"0"`).
+    Set(&'a str),
+}
+
+/// Parses one line (not empty), writing its key into `key` and handing each valid part to
+/// `on_sample`. Returns how many parts were bad (each counts as a bad line, as in etsy).
+pub fn parse_line<'l>(
+    line: &'l str,
+    sanitize: bool,
+    key: &mut String,
+    mut on_sample: impl FnMut(&str, Sample<'l>),
+) -> u32 {
+    let (metric, tags) = match line.split_once("|#") {
+        Some((metric, rest)) => (metric, rest.split("|#").next().unwrap_or("")),
+        None => (line, ""),
+    };
+    let mut parts = metric.split(':');
+    let raw_key = parts.next().unwrap_or("");
+    key.clear();
+    if sanitize {
+        sanitize_into(raw_key, key);
+    } else {
+        key.push_str(raw_key);
+    }
+    if !tags.is_empty() {
+        for tag in tags.split(',') {
+            push_tag(tag, sanitize, key);
+        }
+    }
+    let mut bad = 0;
+    let mut any = false;
+    for part in parts {
+        any = true;
+        match parse_part(part) {
+            Some(sample) => on_sample(key, sample),
+            None => bad += 1,
+        }
+    }
+    if !any {
+        // etsy: no value at all reads as "1" with no type: a bad line.
+        bad += 1;
+    }
+    bad
+}
+
+/// `;tag` with etsy's single replacements, sanitised as part of the key.
+fn push_tag(tag: &str, sanitize: bool, key: &mut String) {
+    key.push(';');
+    let (mut semi, mut colon) = (false, false);
+    let start = key.len();
+    for c in tag.chars() {
+        let c = match c {
+            ';' if !semi => {
+                semi = true;
+                '_'
+            }
+            ':' if !colon => {
+                colon = true;
+                '='
+            }
+            c => c,
+        };
+        key.push(c);
+    }
+    if sanitize {
+        let raw: String = key.split_off(start);
+        // Whitespace runs spanning the `;` boundary cannot happen: `;` is kept.
+        sanitize_into(&raw, key);
+    }
+}
+
+/// etsy's keyNameSanitize: whitespace runs become one `_`, `/` becomes `-`, and everything but
+/// `[a-zA-Z0-9_\-.;=]` is removed.
+pub fn sanitize_into(raw: &str, out: &mut String) {
+    let mut in_space = false;
+    for c in raw.chars() {
+        if is_js_space(c) {
+            if !in_space {
+                out.push('_');
+            }
+            in_space = true;
+            continue;
+        }
+        in_space = false;
+        match c {
+            '/' => out.push('-'),
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' | '.' | ';' | '=' => out.push(c),
+            _ => {}
+        }
+    }
+}
+
+/// One `value|type[|@rate]` part; None when etsy's `is_valid_packet` refuses it.
+fn parse_part(part: &str) -> Option<Sample<'_>> {
+    let mut fields = part.split('|');
+    let value = fields.next().unwrap_or("");
+    let kind = fields.next()?;
+    // etsy checks `fields[2] !== undefined`: an empty third field ("a:1|c|") is a bad rate.
+    let rate = match fields.next() {
+        Some(field) => Some(sample_rate(field)?),
+        None => None,
+    };
+    let valid = match kind {
+        "s" => true,
+        "g" => is_number(value),
+        "ms" => is_number(value) && js_number(value) >= 0.0,
+        _ => is_number(value),
+    };
+    if !valid {
+        return None;
+    }
+    let inverse_rate = 1.0 / rate.unwrap_or(1.0);
+    Some(match js_trim(kind) {
+        "ms" => Sample::Timer { value: js_number(value), count: inverse_rate },
+        "g" => Sample::Gauge { value: js_number(value), delta: value.starts_with(['+', '-']) },
+        "s" => Sample::Set(if value.is_empty() { "0" } else { value }),
+        _ => Sample::Counter(js_number(value) * inverse_rate),
+    })
+}
+
+/// The rate of a third field (`@0.1`); None when etsy refuses it (the part is bad).
+fn sample_rate(field: &str) -> Option<f64> {
+    let rest = field.strip_prefix('@')?;
+    if rest.is_empty() || !is_number(rest) || rest.starts_with('-') {
+        return None;
+    }
+    let run = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    if run == 0 {
+        return None; // etsy throws on the failed match; counted as a bad line here
+    }
+    Some(js_number(&rest[..run]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `line`, returning (key, samples) per call and the bad count.
+    fn parse(line: &str) -> (Vec<(String, String)>, u32) {
+        let mut key = String::new();
+        let mut got = Vec::new();
+        let bad = parse_line(line, true, &mut key, |k, s| got.push((k.to_string(), format!("{s:?}"))));
+        (got, bad)
+    }
+
+    fn check(line: &str, want: &[(&str, &str)], want_bad: u32) {
+        let (got, bad) = parse(line);
+        let want: Vec<(String, String)> = want.iter().map(|(k, s)| (k.to_string(), s.to_string())).collect();
+        assert_eq!((got, bad), (want, want_bad), "{line:?}");
+    }
+
+    #[test]
+    fn lines_parse_as_etsy_reads_them() {
+        check("a:1|c", &[("a", "Counter(1.0)")], 0);
+        check("a:2|c|@0.5", &[("a", "Counter(4.0)")], 0);
+        check("a:3|c|@0.1", &[("a", &format!("Counter({:?})", 3.0 * (1.0 / 0.1)))], 0);
+        check("t:12|ms", &[("t", "Timer { value: 12.0, count: 1.0 }")], 0);
+        check("t:12|ms|@0.25", &[("t", "Timer { value: 12.0, count: 4.0 }")], 0);
+        check("g:5|g", &[("g", "Gauge { value: 5.0, delta: false }")], 0);
+        check("g:-5|g", &[("g", "Gauge { value: -5.0, delta: true }")], 0);
+        check("g:+5|g", &[("g", "Gauge { value: 5.0, delta: true }")], 0);
+        check("g: +5|g", &[("g", "Gauge { value: 5.0, delta: false }")], 0);
+        check("u:bob|s", &[("u", "Set(\"bob\")")], 0);
+        check("u:|s", &[("u", "Set(\"0\")")], 0);
+        check("h:7|h", &[("h", "Counter(7.0)")], 0);
+        check("x:7|", &[("x", "Counter(7.0)")], 0);
+        check(
+            "m:1|c:2|ms:3|g",
+            &[
+                ("m", "Counter(1.0)"),
+                ("m", "Timer { value: 2.0, count: 1.0 }"),
+                ("m", "Gauge { value: 3.0, delta: false }"),
+            ],
+            0,
+        );
+        check("m:1|c:bad|c:2|c", &[("m", "Counter(1.0)"), ("m", "Counter(2.0)")], 1);
+    }
+
+    #[test]
+    fn bad_parts_are_counted_one_each() {
+        for (line, bad) in [
+            ("nocolon", 1),
+            ("a:", 1),
+            ("a:1", 1),
+            ("a:x|c", 1),
+            ("a:|c", 1),
+            ("a:-1|ms", 1),
+            ("a:x|g", 1),
+            ("a:1|c|0.5", 1),
+            ("a:1|c|@", 1),
+            ("a:1|c|@-0.5", 1),
+            ("a:1|c|@x", 1),
+            ("a:1|c|@+0.5", 1),
+            ("a:1|c|", 1),
+            ("a:x|c:y|c", 2),
+        ] {
+            let (got, n) = parse(line);
+            assert_eq!((got.len(), n), (0, bad), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn etsy_quirks_are_kept() {
+        check("t:-3|ms ", &[("t", "Timer { value: -3.0, count: 1.0 }")], 0);
+        check("a:1|c|@1e-1", &[("a", "Counter(1.0)")], 0);
+        check("a:1|c|@0x10", &[("a", "Counter(inf)")], 0);
+        check("a:1|c\r", &[("a", "Counter(1.0)")], 0);
+        check("a:0x10|c", &[("a", "Counter(16.0)")], 0);
+        check("a:1|c|@0.5|extra", &[("a", "Counter(2.0)")], 0);
+    }
+
+    #[test]
+    fn keys_are_sanitised_and_tags_appended() {
+        check("a b\t c/d:1|c", &[("a_b_c-d", "Counter(1.0)")], 0);
+        check("wé!rd$:1|c", &[("wrd", "Counter(1.0)")], 0);
+        check("req:1|c|#env:prod,host:web-1", &[("req;env=prod;host=web-1", "Counter(1.0)")], 0);
+        check("req:1|c|#a:b:c,x;y;z", &[("req;a=bc;x_y;z", "Counter(1.0)")], 0);
+        check("req:1|c|#", &[("req", "Counter(1.0)")], 0);
+        check("req:1|c|#k:v|#ignored", &[("req;k=v", "Counter(1.0)")], 0);
+        let mut key = String::new();
+        let mut got = Vec::new();
+        parse_line("a b/c:1|c", false, &mut key, |k, _| got.push(k.to_string()));
+        assert_eq!(got, ["a b/c"], "keyNameSanitize = false keeps the key");
+    }
+}

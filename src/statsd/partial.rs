@@ -1,0 +1,257 @@
+//! What one ingest thread has aggregated since it last handed over: its partial counters,
+//! timer samples, gauge operations and set members. Owned by that thread alone (no lock on the
+//! ingest path); at each flush the thread swaps it for an empty one and sends it to the flush
+//! thread, which merges every thread's partial into the [`State`](super::State).
+//!
+//! The merge rule, which makes the result exactly etsy's for the stream of any single sender
+//! (one sender's datagrams reach one socket of the SO_REUSEPORT group, hence one thread, in
+//! order):
+//! - counters and timer counts are sums that etsy restarts from 0 at every flush, so a partial
+//!   summed from 0 in arrival order is etsy's sum; partials of several threads are added;
+//! - timer samples are concatenated (etsy sorts them before computing anything);
+//! - set members are unioned;
+//! - gauges: a thread's operations since its first absolute value fold into that value with
+//!   etsy's rule (a `+`/`-` delta adds to a gauge that is set and not 0, and sets it otherwise);
+//!   deltas before any absolute value are kept in order and applied to the merged gauge. Across
+//!   threads, absolute values are applied first, then deltas: for different senders no order
+//!   exists to keep, and this way no sender's delta is lost.
+//!
+//! Bounded: keys, timer samples, set members and kept gauge deltas count against
+//! `maxPendingSamples`; past it, samples are dropped and counted (`dropped`).
+
+use hashbrown::DefaultHashBuilder;
+use indexmap::{IndexMap, IndexSet};
+
+use super::parse::{parse_line, Sample};
+
+/// An insertion-ordered map with a fast hash (key order shows in the admin dumps).
+pub(crate) type Map<V> = IndexMap<Box<str>, V, DefaultHashBuilder>;
+/// The members of one set.
+pub(crate) type Members = IndexSet<Box<str>, DefaultHashBuilder>;
+
+/// A timer's samples and count (the sum of `1 / rate`) since the last hand-over.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TimerPartial {
+    /// Sample values in arrival order.
+    pub samples: Vec<f64>,
+    /// Σ 1/rate.
+    pub count: f64,
+}
+
+/// A gauge's operations since the last hand-over.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GaugePartial {
+    /// An absolute value arrived; later deltas are folded in.
+    Absolute(f64),
+    /// Only deltas so far, in arrival order.
+    Deltas(Vec<f64>),
+}
+
+/// etsy's gauge delta: added to a gauge that is set and truthy (not 0, not NaN), else the
+/// delta becomes the value.
+pub(crate) fn apply_delta(current: Option<f64>, delta: f64) -> f64 {
+    match current {
+        Some(v) if v != 0.0 && !v.is_nan() => v + delta,
+        _ => delta,
+    }
+}
+
+/// One ingest thread's aggregates since its last hand-over.
+#[derive(Debug)]
+pub struct Partial {
+    pub(crate) counters: Map<f64>,
+    pub(crate) timers: Map<TimerPartial>,
+    pub(crate) gauges: Map<GaugePartial>,
+    pub(crate) sets: Map<Members>,
+    /// Datagrams (or TCP reads with whole lines) received.
+    pub packets: u64,
+    /// Non-empty lines received (etsy's metrics_received).
+    pub lines: u64,
+    /// Bad `value|type` parts (etsy's bad_lines_seen).
+    pub bad_lines: u64,
+    /// Samples dropped at the `max_held` bound.
+    pub dropped: u64,
+    /// Unix seconds of the last packet (etsy's last_msg_seen); 0 when none.
+    pub last_msg_seen: i64,
+    /// Entries held: keys + timer samples + set members + kept gauge deltas. `held ≤ max_held`.
+    held: usize,
+    max_held: usize,
+    sanitize: bool,
+    key: String,
+}
+
+impl Partial {
+    /// An empty partial holding at most `max_held` entries; `sanitize` is keyNameSanitize.
+    pub fn new(max_held: usize, sanitize: bool) -> Partial {
+        Partial {
+            counters: Map::default(),
+            timers: Map::default(),
+            gauges: Map::default(),
+            sets: Map::default(),
+            packets: 0,
+            lines: 0,
+            bad_lines: 0,
+            dropped: 0,
+            last_msg_seen: 0,
+            held: 0,
+            max_held,
+            sanitize,
+            key: String::new(),
+        }
+    }
+
+    /// One UDP datagram: lines split on `\n`, each parsed; empty lines skipped.
+    pub fn datagram(&mut self, bytes: &[u8], now_s: i64) {
+        self.packets += 1;
+        self.last_msg_seen = now_s;
+        for line in bytes.split(|b| *b == b'\n') {
+            self.line(line);
+        }
+    }
+
+    /// One line (no `\n`); empty lines are not counted, as in etsy.
+    pub fn line(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            return;
+        }
+        self.lines += 1;
+        // etsy decodes the packet as UTF-8 with replacement characters; a line boundary is never
+        // inside a character, so decoding line by line is the same.
+        let text = String::from_utf8_lossy(line);
+        let mut key = std::mem::take(&mut self.key);
+        let bad = parse_line(&text, self.sanitize, &mut key, |k, sample| self.add(k, sample));
+        self.key = key;
+        self.bad_lines += u64::from(bad);
+    }
+
+    /// Whether nothing at all was received since the last hand-over.
+    pub fn is_empty(&self) -> bool {
+        self.packets == 0 && self.lines == 0 && self.counters.is_empty() && self.timers.is_empty()
+    }
+
+    /// Entries held against the bound.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Room for `n` more entries? Counts a drop when not.
+    fn reserve(&mut self, n: usize) -> bool {
+        if self.held + n > self.max_held {
+            self.dropped += 1;
+            return false;
+        }
+        self.held += n;
+        true
+    }
+
+    fn add(&mut self, key: &str, sample: Sample<'_>) {
+        match sample {
+            Sample::Counter(v) => {
+                if let Some(c) = self.counters.get_mut(key) {
+                    *c = if c.is_nan() { 0.0 } else { *c } + v;
+                } else if self.reserve(1) {
+                    self.counters.insert(key.into(), 0.0 + v);
+                }
+            }
+            Sample::Timer { value, count } => {
+                let new = !self.timers.contains_key(key);
+                if !self.reserve(1 + usize::from(new)) {
+                    return;
+                }
+                let t = self.timers.entry(key.into()).or_default();
+                t.samples.push(value);
+                t.count += count;
+            }
+            Sample::Gauge { value, delta } => self.gauge(key, value, delta),
+            Sample::Set(member) => {
+                let new_key = !self.sets.contains_key(key);
+                let new_member = new_key || !self.sets.get(key).is_some_and(|s| s.contains(member));
+                if !new_member || !self.reserve(usize::from(new_key) + 1) {
+                    return;
+                }
+                self.sets.entry(key.into()).or_default().insert(member.into());
+            }
+        }
+    }
+
+    fn gauge(&mut self, key: &str, value: f64, delta: bool) {
+        let new = !self.gauges.contains_key(key);
+        let keeps_delta = delta && !matches!(self.gauges.get(key), Some(GaugePartial::Absolute(_)));
+        if !self.reserve(usize::from(new) + usize::from(keeps_delta)) {
+            return;
+        }
+        let g = self.gauges.entry(key.into()).or_insert(GaugePartial::Deltas(Vec::new()));
+        match g {
+            GaugePartial::Absolute(v) if delta => *v = apply_delta(Some(*v), value),
+            GaugePartial::Deltas(ds) if delta => ds.push(value),
+            GaugePartial::Deltas(ds) => {
+                // Deltas before an absolute value no longer matter; their room is given back.
+                self.held -= ds.len();
+                *g = GaugePartial::Absolute(value);
+            }
+            GaugePartial::Absolute(v) => *v = value,
+        }
+    }
+
+    /// Empties the partial, keeping the maps' capacity for the next interval.
+    pub fn clear(&mut self) {
+        self.counters.clear();
+        self.timers.clear();
+        self.gauges.clear();
+        self.sets.clear();
+        self.packets = 0;
+        self.lines = 0;
+        self.bad_lines = 0;
+        self.dropped = 0;
+        self.last_msg_seen = 0;
+        self.held = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partial(lines: &[&str]) -> Partial {
+        let mut p = Partial::new(1000, true);
+        p.datagram(lines.join("\n").as_bytes(), 7);
+        p
+    }
+
+    #[test]
+    fn counters_timers_and_sets_accumulate() {
+        let p = partial(&["a:1|c", "a:2|c|@0.5", "t:3|ms", "t:1|ms|@0.5", "u:x|s", "u:y|s", "u:x|s", "", "bad"]);
+        assert_eq!(p.counters.get("a"), Some(&5.0));
+        assert_eq!(p.timers.get("t"), Some(&TimerPartial { samples: vec![3.0, 1.0], count: 3.0 }));
+        assert_eq!(p.sets.get("u").map(|s| s.len()), Some(2));
+        assert_eq!((p.packets, p.lines, p.bad_lines, p.last_msg_seen), (1, 8, 1, 7));
+    }
+
+    #[test]
+    fn gauges_fold_after_an_absolute_and_keep_earlier_deltas() {
+        let p = partial(&["g:+1|g", "g:-3|g", "h:+1|g", "h:5|g", "h:-2|g", "z:0|g", "z:+4|g"]);
+        assert_eq!(p.gauges.get("g"), Some(&GaugePartial::Deltas(vec![1.0, -3.0])));
+        assert_eq!(p.gauges.get("h"), Some(&GaugePartial::Absolute(3.0)));
+        assert_eq!(p.gauges.get("z"), Some(&GaugePartial::Absolute(4.0)), "a delta on 0 sets the gauge");
+        assert_eq!(p.held(), 3 + 2, "three keys and two kept deltas");
+    }
+
+    #[test]
+    fn the_bound_drops_and_counts() {
+        let mut p = Partial::new(3, true);
+        p.datagram(b"t:1|ms\nt:2|ms\nt:3|ms\nc:1|c\nu:a|s", 1);
+        assert_eq!(p.timers.get("t").map(|t| t.samples.len()), Some(2));
+        assert!(p.counters.is_empty() && p.sets.is_empty());
+        assert_eq!(p.dropped, 3);
+        p.clear();
+        assert_eq!((p.held(), p.dropped), (0, 0));
+        p.datagram(b"c:1|c", 1);
+        assert_eq!(p.counters.get("c"), Some(&1.0));
+    }
+
+    #[test]
+    fn a_nan_counter_restarts_from_zero_as_in_etsy() {
+        let p = partial(&["a:Infinity|c", "a:-Infinity|c", "a:2|c"]);
+        assert_eq!(p.counters.get("a"), Some(&2.0));
+    }
+}
