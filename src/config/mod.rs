@@ -153,8 +153,8 @@ impl Config {
     /// (ports 2003, 2004, 7002, ...), whisper files directly in `data_dir` (the rest of carbon's
     /// layout under it: `data_dir/lists`, `data_dir/log/...`), and built-in storage rules:
     /// `[carbon] ^carbon\. 60:90d` and `[default] .* 10s:6h,1m:7d,10m:5y` (10-second points
-    /// because statsd flushes every 10 s), aggregation as carbon's example file but with `sum`
-    /// for `\.count$`. See `EMBEDDED_SCHEMAS` and `EMBEDDED_AGGREGATION` in storage.rs.
+    /// because statsd flushes every 10 s), aggregation as etsy statsd's documentation
+    /// recommends. See `EMBEDDED_SCHEMAS` and `EMBEDDED_AGGREGATION` in storage.rs.
     pub fn embedded(data_dir: PathBuf) -> Config {
         let env = Environment::default();
         let dirs = DirKeys {

@@ -318,22 +318,28 @@ pattern = .*
 retentions = 10s:6h,1m:7d,10m:5y
 ";
 
-/// The aggregation rules Carbyne uses without carbon.conf: carbon's example file, except that
-/// `\.count$` sums (the example says `max` with `sum` commented out; statsd counts add up, so
-/// the maximum under-reports every coarser archive).
+/// The aggregation rules Carbyne uses without carbon.conf: the ones etsy statsd's documentation
+/// recommends for its metrics (which the built-in statsd server sends), with carbon's example
+/// rules for `.min` / `.max`: lowest and highest values keep their extremes; sums, counts and
+/// `stats_counts.*` add up (every count counts: xFilesFactor 0); the rest averages.
 pub(crate) const EMBEDDED_AGGREGATION: &str = r"
 [min]
-pattern = \.min$
+pattern = \.(min|lower(_top\d+)?)$
 xFilesFactor = 0.1
 aggregationMethod = min
 
 [max]
-pattern = \.max$
+pattern = \.(max|upper(_\d+)?)$
 xFilesFactor = 0.1
 aggregationMethod = max
 
 [sum]
-pattern = \.count$
+pattern = \.(sum|count)$
+xFilesFactor = 0
+aggregationMethod = sum
+
+[count_legacy]
+pattern = ^stats_counts\.
 xFilesFactor = 0
 aggregationMethod = sum
 
@@ -476,8 +482,14 @@ mod tests {
             .expect("embedded aggregation is valid");
         let cases: &[(&str, AggregationMethod, f64)] = &[
             ("stats.timers.x.min", AggregationMethod::Min, 0.1),
+            ("stats.timers.x.lower", AggregationMethod::Min, 0.1),
+            ("stats.timers.x.lower_top10", AggregationMethod::Min, 0.1),
             ("stats.timers.x.max", AggregationMethod::Max, 0.1),
+            ("stats.timers.x.upper_90", AggregationMethod::Max, 0.1),
             ("stats.x.count", AggregationMethod::Sum, 0.0),
+            ("stats.timers.x.sum", AggregationMethod::Sum, 0.0),
+            ("stats_counts.x", AggregationMethod::Sum, 0.0),
+            ("stats.x", AggregationMethod::Average, 0.5),
             ("stats.gauges.x", AggregationMethod::Average, 0.5),
         ];
         for (metric, method, xff) in cases {
