@@ -56,6 +56,29 @@ pub(crate) fn apply_delta(current: Option<f64>, delta: f64) -> f64 {
     }
 }
 
+/// The bound on what a partial holds.
+#[derive(Debug)]
+struct Budget {
+    /// Entries held: keys + timer samples + set members + kept gauge deltas. `held ≤ max`.
+    held: usize,
+    max: usize,
+    /// Samples refused at the bound.
+    dropped: u64,
+}
+
+impl Budget {
+    /// Room for `n` more entries? Counts a drop when not.
+    fn take(&mut self, n: usize) -> bool {
+        if self.held + n > self.max {
+            self.dropped += 1;
+            return false;
+        }
+        self.held += n;
+        debug_assert!(self.held <= self.max);
+        true
+    }
+}
+
 /// One ingest thread's aggregates since its last hand-over.
 #[derive(Debug)]
 pub struct Partial {
@@ -69,13 +92,9 @@ pub struct Partial {
     pub lines: u64,
     /// Bad `value|type` parts (etsy's bad_lines_seen).
     pub bad_lines: u64,
-    /// Samples dropped at the `max_held` bound.
-    pub dropped: u64,
     /// Unix seconds of the last packet (etsy's last_msg_seen); 0 when none.
     pub last_msg_seen: i64,
-    /// Entries held: keys + timer samples + set members + kept gauge deltas. `held ≤ max_held`.
-    held: usize,
-    max_held: usize,
+    budget: Budget,
     sanitize: bool,
     key: String,
 }
@@ -91,10 +110,8 @@ impl Partial {
             packets: 0,
             lines: 0,
             bad_lines: 0,
-            dropped: 0,
             last_msg_seen: 0,
-            held: 0,
-            max_held,
+            budget: Budget { held: 0, max: max_held, dropped: 0 },
             sanitize,
             key: String::new(),
         }
@@ -131,17 +148,12 @@ impl Partial {
 
     /// Entries held against the bound.
     pub fn held(&self) -> usize {
-        self.held
+        self.budget.held
     }
 
-    /// Room for `n` more entries? Counts a drop when not.
-    fn reserve(&mut self, n: usize) -> bool {
-        if self.held + n > self.max_held {
-            self.dropped += 1;
-            return false;
-        }
-        self.held += n;
-        true
+    /// Samples dropped at the bound since the last hand-over.
+    pub fn dropped(&self) -> u64 {
+        self.budget.dropped
     }
 
     fn add(&mut self, key: &str, sample: Sample<'_>) {
@@ -149,47 +161,60 @@ impl Partial {
             Sample::Counter(v) => {
                 if let Some(c) = self.counters.get_mut(key) {
                     *c = if c.is_nan() { 0.0 } else { *c } + v;
-                } else if self.reserve(1) {
+                } else if self.budget.take(1) {
                     self.counters.insert(key.into(), 0.0 + v);
                 }
             }
             Sample::Timer { value, count } => {
-                let new = !self.timers.contains_key(key);
-                if !self.reserve(1 + usize::from(new)) {
-                    return;
+                if let Some(t) = self.timers.get_mut(key) {
+                    if self.budget.take(1) {
+                        t.samples.push(value);
+                        t.count += count;
+                    }
+                } else if self.budget.take(2) {
+                    self.timers.insert(key.into(), TimerPartial { samples: vec![value], count: 0.0 + count });
                 }
-                let t = self.timers.entry(key.into()).or_default();
-                t.samples.push(value);
-                t.count += count;
             }
             Sample::Gauge { value, delta } => self.gauge(key, value, delta),
-            Sample::Set(member) => {
-                let new_key = !self.sets.contains_key(key);
-                let new_member = new_key || !self.sets.get(key).is_some_and(|s| s.contains(member));
-                if !new_member || !self.reserve(usize::from(new_key) + 1) {
-                    return;
+            Sample::Set(member) => match self.sets.get_mut(key) {
+                Some(members) if members.contains(member) => {}
+                Some(members) => {
+                    if self.budget.take(1) {
+                        members.insert(member.into());
+                    }
                 }
-                self.sets.entry(key.into()).or_default().insert(member.into());
-            }
+                None => {
+                    if self.budget.take(2) {
+                        let mut members = Members::default();
+                        members.insert(member.into());
+                        self.sets.insert(key.into(), members);
+                    }
+                }
+            },
         }
     }
 
     fn gauge(&mut self, key: &str, value: f64, delta: bool) {
-        let new = !self.gauges.contains_key(key);
-        let keeps_delta = delta && !matches!(self.gauges.get(key), Some(GaugePartial::Absolute(_)));
-        if !self.reserve(usize::from(new) + usize::from(keeps_delta)) {
+        let Some(g) = self.gauges.get_mut(key) else {
+            let first = if delta { GaugePartial::Deltas(vec![value]) } else { GaugePartial::Absolute(value) };
+            if self.budget.take(1 + usize::from(delta)) {
+                self.gauges.insert(key.into(), first);
+            }
             return;
-        }
-        let g = self.gauges.entry(key.into()).or_insert(GaugePartial::Deltas(Vec::new()));
+        };
         match g {
             GaugePartial::Absolute(v) if delta => *v = apply_delta(Some(*v), value),
-            GaugePartial::Deltas(ds) if delta => ds.push(value),
+            GaugePartial::Absolute(v) => *v = value,
+            GaugePartial::Deltas(ds) if delta => {
+                if self.budget.take(1) {
+                    ds.push(value);
+                }
+            }
             GaugePartial::Deltas(ds) => {
                 // Deltas before an absolute value no longer matter; their room is given back.
-                self.held -= ds.len();
+                self.budget.held -= ds.len();
                 *g = GaugePartial::Absolute(value);
             }
-            GaugePartial::Absolute(v) => *v = value,
         }
     }
 
@@ -202,9 +227,9 @@ impl Partial {
         self.packets = 0;
         self.lines = 0;
         self.bad_lines = 0;
-        self.dropped = 0;
         self.last_msg_seen = 0;
-        self.held = 0;
+        self.budget.held = 0;
+        self.budget.dropped = 0;
     }
 }
 
@@ -242,9 +267,9 @@ mod tests {
         p.datagram(b"t:1|ms\nt:2|ms\nt:3|ms\nc:1|c\nu:a|s", 1);
         assert_eq!(p.timers.get("t").map(|t| t.samples.len()), Some(2));
         assert!(p.counters.is_empty() && p.sets.is_empty());
-        assert_eq!(p.dropped, 3);
+        assert_eq!(p.dropped(), 3);
         p.clear();
-        assert_eq!((p.held(), p.dropped), (0, 0));
+        assert_eq!((p.held(), p.dropped()), (0, 0));
         p.datagram(b"c:1|c", 1);
         assert_eq!(p.counters.get("c"), Some(&1.0));
     }

@@ -206,7 +206,7 @@ impl State {
             }
         }
         self.bad_lines_seen += p.bad_lines;
-        self.samples_dropped += p.dropped;
+        self.samples_dropped += p.dropped();
         self.last_msg_seen = self.last_msg_seen.max(p.last_msg_seen);
         for (key, add) in p.counters.drain(..) {
             let c = self.counters.entry(key).or_insert(0.0);
