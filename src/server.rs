@@ -65,6 +65,7 @@ pub struct Server {
     /// Tells the statsd flush thread that every ingest thread has handed over its last partial.
     statsd_stop: Arc<AtomicBool>,
     statsd: Option<JoinHandle<()>>,
+    statsd_admin: Option<JoinHandle<()>>,
     ingest: Vec<JoinHandle<std::io::Result<()>>>,
     writers: Vec<JoinHandle<()>>,
     telemetry: Option<JoinHandle<()>>,
@@ -183,11 +184,27 @@ impl Server {
         let interval = Duration::from_secs(config.cache.carbon_metric_interval.max(1));
         let prefix = agent_prefix(&config.cache.carbon_metric_prefix, &hostname(), &config.cache.instance);
         let open_files = tuning.writer_open_files;
+        let mut addresses = addresses;
         let statsd_enabled = config.cache.enable_statsd;
-        let (statsd, mut statsd_cores) = if statsd_enabled {
+        let (statsd, statsd_admin, mut statsd_cores) = if statsd_enabled {
             let (flusher, cores) = crate::statsd::channels(Arc::new(config.statsd.clone()), n_ingest);
+            let (admin, queries) = match bind_statsd_admin(&config, overrides.ephemeral_ports)? {
+                Some(listener) => {
+                    addresses.statsd_admin = listener.local_addr().ok();
+                    let (tx, rx) = flume::bounded(64);
+                    let stop = Arc::clone(&statsd_stop);
+                    let thread = std::thread::Builder::new().name("statsd-admin".into()).spawn(move || {
+                        if let Err(e) = crate::statsd::admin::serve(listener, tx, stop) {
+                            eprintln!("carbyne: statsd admin interface stopped: {e}");
+                        }
+                    })?;
+                    (Some(thread), Some(rx))
+                }
+                None => (None, None),
+            };
             let job = StatsdJob {
                 flusher,
+                queries,
                 producer: Producer::new(Arc::clone(&handoff)).context("no producer slot left")?,
                 counters: PointCounters::new(&registry, "statsd"),
                 shared: shared.clone(),
@@ -195,9 +212,9 @@ impl Server {
                 resolution: config.cache.min_timestamp_resolution,
             };
             let thread = std::thread::Builder::new().name("statsd".into()).spawn(move || job.run())?;
-            (Some(thread), cores.into_iter().map(Some).collect())
+            (Some(thread), admin, cores.into_iter().map(Some).collect())
         } else {
-            (None, (0..n_ingest).map(|_| None).collect::<Vec<_>>())
+            (None, None, (0..n_ingest).map(|_| None).collect::<Vec<_>>())
         };
         let config = Arc::new(RwLock::new(config));
         let mut ingest = Vec::with_capacity(n_ingest);
@@ -259,6 +276,7 @@ impl Server {
             telemetry_stop,
             statsd_stop,
             statsd,
+            statsd_admin,
             ingest,
             writers,
             telemetry,
@@ -315,7 +333,7 @@ impl Server {
             }
         }
         self.statsd_stop.store(true, Ordering::Release);
-        if let Some(t) = self.statsd.take() {
+        for t in [self.statsd.take(), self.statsd_admin.take()].into_iter().flatten() {
             let _ = t.join();
         }
         self.telemetry_stop.store(true, Ordering::Release);
@@ -408,10 +426,23 @@ fn bind_all(config: &Config, n: usize, ephemeral: bool) -> Result<(Vec<Listeners
     Ok((listeners, addresses, granted))
 }
 
+/// The statsd admin listener (STATSD_ADMIN_PORT on STATSD_INTERFACE; 0 turns it off).
+fn bind_statsd_admin(config: &Config, ephemeral: bool) -> Result<Option<std::net::TcpListener>> {
+    let c = &config.cache;
+    if c.statsd_admin_port == 0 {
+        return Ok(None);
+    }
+    let port = if ephemeral { 0 } else { c.statsd_admin_port };
+    let addr = ingest::resolve(&c.statsd_interface, port)?;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding STATSD_ADMIN_PORT on {addr}"))?;
+    Ok(Some(listener))
+}
+
 /// The statsd flush thread: flushes into the cache through its own producer, with flushed names
 /// validated as received ones are.
 struct StatsdJob {
     flusher: crate::statsd::Flusher,
+    queries: Option<flume::Receiver<crate::statsd::AdminRequest>>,
     producer: Producer,
     counters: PointCounters,
     shared: Shared,
@@ -421,35 +452,35 @@ struct StatsdJob {
 
 impl StatsdJob {
     fn run(self) {
-        let StatsdJob { flusher, producer, counters, shared, stop, resolution } = self;
+        let StatsdJob { flusher, queries, producer, counters, shared, stop, resolution } = self;
         let mut sink = CacheSink::new(producer);
         let mut filter = shared.filter.as_ref().map(ingest::SharedFilter::handle);
-        flusher.run(
-            &stop,
-            None::<flume::Receiver<()>>,
-            |_, _| {},
-            |flush, dropped| {
-                counters.add(names::STATSD_SAMPLES_DROPPED, dropped);
-                if let Some(f) = filter.as_mut() {
-                    f.refresh();
-                }
-                let ts = ingest::normalize_timestamp(flush.timestamp, flush.timestamp, resolution);
-                let mut out = ingest::Output {
-                    sink: &mut sink,
-                    counters: &counters,
-                    on_refused: OnRefused::Wait,
-                    hard_stop: &shared.hard_stop,
-                    now: ts,
-                    filter: filter.as_ref().map(ingest::FilterHandle::filter),
-                    statsd: None,
-                };
-                for (name, value) in &flush.points {
-                    ingest::named_point(name.as_bytes(), ts, *value, &mut out);
-                }
-                sink.flush();
-                true
-            },
-        );
+        // The admin interface's commands, answered between flushes.
+        let answer = |request: crate::statsd::AdminRequest, state: &mut crate::statsd::State| {
+            let now_s = (crate::statsd::flusher::unix_ms() as f64 / 1000.0).round() as i64;
+            let _ = request.reply.send(crate::statsd::admin::execute(&request.line, state, now_s));
+        };
+        flusher.run(&stop, queries, answer, |flush, dropped| {
+            counters.add(names::STATSD_SAMPLES_DROPPED, dropped);
+            if let Some(f) = filter.as_mut() {
+                f.refresh();
+            }
+            let ts = ingest::normalize_timestamp(flush.timestamp, flush.timestamp, resolution);
+            let mut out = ingest::Output {
+                sink: &mut sink,
+                counters: &counters,
+                on_refused: OnRefused::Wait,
+                hard_stop: &shared.hard_stop,
+                now: ts,
+                filter: filter.as_ref().map(ingest::FilterHandle::filter),
+                statsd: None,
+            };
+            for (name, value) in &flush.points {
+                ingest::named_point(name.as_bytes(), ts, *value, &mut out);
+            }
+            sink.flush();
+            true
+        });
         sink.flush_fully(Duration::from_secs(60));
     }
 }

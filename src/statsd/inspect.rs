@@ -56,10 +56,15 @@ pub enum Value<'a> {
 /// `util.inspect(obj)` for the object with these properties, in insertion order (keys are
 /// expected to be distinct, as in any JavaScript object).
 pub fn inspect_object(entries: &[(&str, Value<'_>)]) -> String {
+    inspect_with_budget(entries, BUDGET)
+}
+
+/// `inspect_object` with node's output budget set to `limit` characters.
+fn inspect_with_budget(entries: &[(&str, Value<'_>)], limit: usize) -> String {
     if entries.is_empty() {
         return "{}".into();
     }
-    let mut budget = Budget::default();
+    let mut budget = Budget { used: 0, limit };
     let output: Vec<String> = property_order(entries)
         .into_iter()
         .map(|(key, value)| format!("{}: {}", key_name(key), budget.value(*value)))
@@ -105,11 +110,13 @@ fn key_name(key: &str) -> String {
 }
 
 /// What node has printed so far at the arrays' nesting level, and what it does past `BUDGET`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Budget {
-    /// UTF-16 code units of the arrays formatted so far. Once above `BUDGET`, non-empty arrays
+    /// UTF-16 code units of the arrays formatted so far. Once above `limit`, non-empty arrays
     /// print as `[Array]`.
     used: usize,
+    /// `BUDGET`, except in tests.
+    limit: usize,
 }
 
 impl Budget {
@@ -126,7 +133,7 @@ impl Budget {
         if len == 0 {
             return "[]".into();
         }
-        if self.used > BUDGET {
+        if self.used > self.limit {
             return "[Array]".into();
         }
         let shown = len.min(MAX_ARRAY_LENGTH);
@@ -718,14 +725,17 @@ mod tests {
 
     #[test]
     fn past_the_budget_arrays_print_as_array() {
-        let long = "x".repeat(2000);
-        let items: Vec<&str> = vec![&long; 7];
-        let n_keys = BUDGET / (7 * 2000) + 2;
-        let keys: Vec<String> = (0..n_keys).map(|i| format!("k{i}")).collect();
+        let items = ["x".repeat(50), "y".repeat(50)];
+        let items: Vec<&str> = items.iter().map(String::as_str).collect();
+        let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
         let entries: Vec<(&str, Value<'_>)> = keys.iter().map(|k| (k.as_str(), Value::Strings(&items))).collect();
-        let out = inspect_object(&entries);
-        assert!(out.ends_with(&format!("  k{}: [Array]\n}}", n_keys - 1)));
-        assert!(!out.contains(&format!("  k{}: [Array]", n_keys - 3)));
+        let array = Budget { used: 0, limit: BUDGET }.value(entries[0].1);
+        assert!(array.starts_with("[\n    'xx") && array.ends_with("yy'\n  ]"), "{array}");
+        // Three arrays are past a budget of two and a half; the fourth is not printed.
+        let out = inspect_with_budget(&entries, js_len(&array) * 5 / 2);
+        assert!(out.contains(&format!("  k2: {array},")), "{out}");
+        assert!(out.contains("  k3: [Array],"), "{out}");
+        assert!(out.ends_with("  k9: [Array]\n}"), "{out}");
     }
 
     /// A small deterministic generator (xorshift64*), so that a failing case can be replayed.
@@ -822,7 +832,7 @@ mod tests {
         "x",
     ];
 
-    fn number(rng: &mut Rng) -> f64 {
+    fn random_number(rng: &mut Rng) -> f64 {
         match rng.below(10) {
             0 => *rng.pick(&[f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 0.0, 1e21, 1e-7, 0.1 + 0.2, 5e-324]),
             1 => f64::from_bits(rng.next()),
@@ -866,9 +876,11 @@ mod tests {
             // node's grouping test.
             let small = rng.below(2) == 0;
             let value = match rng.below(3) {
-                0 => Owned::Number(number(rng)),
+                0 => Owned::Number(random_number(rng)),
                 1 => Owned::Numbers(
-                    (0..array_len(rng)).map(|_| if small { rng.below(200) as f64 } else { number(rng) }).collect(),
+                    (0..array_len(rng))
+                        .map(|_| if small { rng.below(200) as f64 } else { random_number(rng) })
+                        .collect(),
                 ),
                 _ => Owned::Strings(
                     (0..array_len(rng)).map(|_| text(rng, STRING_PARTS, if small { 2 } else { 6 })).collect(),
@@ -877,6 +889,24 @@ mod tests {
             entries.push((key, value));
         }
         entries
+    }
+
+    /// Objects on either side of node's thresholds: one line or several (80 columns), strings
+    /// broken or not (72 code units at the items' indentation), arrays grouped or not.
+    fn edge_objects() -> Vec<Vec<(String, Owned)>> {
+        let mut objects = Vec::new();
+        for n in 1..=75 {
+            objects.push(vec![("k".repeat(n), Owned::Number(1.0))]);
+            objects.push(vec![("a".into(), Owned::Number(2.0)), ("b".repeat(n), Owned::Numbers(vec![1.0, 22.0]))]);
+            let line = format!("{}\n{}", "s".repeat(n / 2), "t".repeat(n - n / 2));
+            objects.push(vec![("s".into(), Owned::Strings(vec![line.clone(), "x".into()]))]);
+            let wide = "w".repeat(n / 3);
+            let strings = (0..7).map(|i| if i == 3 { wide.clone() } else { "v".into() }).collect();
+            objects.push(vec![("g".into(), Owned::Strings(strings))]);
+            let digits = (0..=n % 25).map(|i| 10f64.powi(i as i32)).collect();
+            objects.push(vec![("d".into(), Owned::Numbers(digits))]);
+        }
+        objects
     }
 
     /// A number as JavaScript source `Number()` reads back exactly.
@@ -970,6 +1000,7 @@ mod tests {
     fn reference_inspect_matches_node_on_random_objects() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut objects: Vec<Vec<(String, Owned)>> = (0..400).map(|_| object(&mut rng)).collect();
+        objects.extend(edge_objects());
         // A string cut inside a surrogate pair, and one cut between pairs.
         for s in [format!("a{}", "😀".repeat(5001)), "😀".repeat(5001)] {
             objects.push(vec![("cut".into(), Owned::Strings(vec![s, "b".repeat(10_001)]))]);

@@ -9,12 +9,15 @@
 //! Leaves out: sockets and event loops (the ingest backends feed [`Partial`]s), the cache and
 //! metric-name validation (flushed names go through the same path as carbon points).
 
+pub mod admin;
 pub mod flusher;
+pub mod inspect;
 pub mod number;
 pub mod parse;
 pub mod partial;
 pub mod state;
 
+pub use admin::{AdminRequest, Reply};
 pub use flusher::{channels, CoreStatsd, Flusher};
 pub use parse::{parse_line, Sample};
 pub use partial::{GaugePartial, Partial, TimerPartial};

@@ -409,6 +409,46 @@ fn statsd_packets_become_etsy_named_points_in_whisper_on_epoll() {
     statsd_packets_become_etsy_named_points_in_whisper("epoll");
 }
 
+/// Sends admin commands on one connection and returns everything read until the server closes
+/// (after `quit`).
+fn admin_session(addr: SocketAddr, commands: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(commands.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn statsd_admin_sees_what_the_ingest_threads_hold_and_deletes() {
+    let mut app = Appliance::start("[statsd]\nflushInterval = 3600000\n");
+    let admin = app.statsd_admin.expect("the admin interface is on by default");
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"jobs.done:3|c\njobs.failed:1|c\nqueue:12|g\nlat:5|ms", app.statsd_udp.unwrap()).unwrap();
+    // The datagram is in a socket buffer or an ingest thread's partial: `counters` collects them.
+    let mut out = String::new();
+    for _ in 0..100 {
+        out = admin_session(admin, "counters\ngauges\nquit\n");
+        if out.contains("'jobs.done': 3") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(out.contains("'jobs.done': 3") && out.contains("'jobs.failed': 1"), "{out}");
+    assert!(out.contains("queue: 12") && out.matches("END\n\n").count() == 2, "{out}");
+    let out = admin_session(admin, "health down\nhealth\ndelcounters jobs.*\nnonsense\nquit\n");
+    assert_eq!(
+        out, "health: down\nhealth: down\ndeleted: jobs.done\ndeleted: jobs.failed\nEND\n\nERROR\n",
+        "as etsy answers"
+    );
+    app.stop();
+    let data = app.data();
+    assert!(points_of(&data, "stats_counts.jobs.done").is_empty(), "deleted before the flush");
+    assert_eq!(points_of(&data, "stats.timers.lat.upper").last().map(|p| p.1), Some(5.0));
+    assert_eq!(points_of(&data, "stats.gauges.queue").last().map(|p| p.1), Some(12.0));
+}
+
 #[test]
 fn throttled_creates_keep_their_points_until_created() {
     let mut app = Appliance::start("MAX_CREATES_PER_MINUTE = 600\n");
