@@ -3,6 +3,7 @@
 
 mod cli;
 mod reference_cli;
+mod reference_statsd;
 mod reference_whisper;
 mod server;
 mod whisper_model;
