@@ -7,6 +7,8 @@ pub mod cache;
 pub mod config;
 pub mod ingest;
 pub mod protocol;
+pub mod pyfmt;
+pub mod render;
 pub mod server;
 pub mod statsd;
 pub mod telemetry;

@@ -1,7 +1,6 @@
 //! The command line: argument definitions (clap) and the subcommands that are not the server.
 
 pub mod check_config;
-pub mod pyfmt;
 pub mod serve;
 pub mod whisper;
 

@@ -12,7 +12,7 @@ use carbyne::whisper::{
 };
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::pyfmt::{c_f, c_g, ctime_utc, py_list, py_repr};
+use carbyne::pyfmt::{c_f, c_g, ctime_utc, py_list, py_repr};
 
 /// The whisper tools.
 #[derive(Debug, Subcommand)]

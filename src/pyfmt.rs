@@ -1,5 +1,6 @@
-//! Number and time formatting exactly as whisper's Python tools print them, so that scripts
-//! parsing `whisper-info`, `whisper-fetch` or `whisper-dump` output keep working on ours.
+//! Number and time formatting exactly as Python prints them: for the whisper tools (scripts
+//! parse `whisper-info`, `whisper-fetch` or `whisper-dump` output) and for graphite-web's
+//! series names and raw format, which print arguments and values with Python's `repr`.
 
 /// Splits a finite, non-zero `v` rendered by `{:e}`-style formatting into (sign, digits, exponent):
 /// `-1.25e-3` → ("-", "125", -3), meaning -1.25 × 10^-3.
