@@ -6,6 +6,7 @@
 //! Shared helpers live here too: the naming of results (graphite-web's formats, which Grafana
 //! shows) and argument formatting.
 
+pub mod aggregate;
 mod special;
 
 use super::eval::{Args, Ctx};
