@@ -146,6 +146,19 @@ pub struct CacheSettings {
     pub cache_query_interface: String,
     /// CACHE_QUERY_PORT; 0 disables the listener.
     pub cache_query_port: u16,
+    /// HTTP_INTERFACE (Carbyne's, default 0.0.0.0): the Graphite HTTP API.
+    pub http_interface: String,
+    /// HTTP_PORT (default 8080); 0 disables the HTTP API.
+    pub http_port: u16,
+    /// HTTP_HTPASSWD_FILE: when set, HTTP basic auth against this htpasswd file (bcrypt,
+    /// apr1 and {SHA} entries, as nginx accepts).
+    pub http_htpasswd_file: Option<std::path::PathBuf>,
+    /// HTTP_THREADS (default 2): threads serving HTTP and rendering (never the ingest cores').
+    pub http_threads: usize,
+    /// HTTP_MAX_REQUESTS (default 64): requests handled at once; more wait.
+    pub http_max_requests: usize,
+    /// HTTP_TIMEOUT in seconds (default 30): longest a request may take.
+    pub http_timeout: Duration,
     /// WHISPER_AUTOFLUSH: fsync after every update.
     pub whisper_autoflush: bool,
     /// Carbyne's own knobs (not carbon's): threads, queues and buffers. See [`Tuning`].
@@ -231,6 +244,12 @@ impl CacheSettings {
             metric_client_idle_timeout: None,
             cache_query_interface: "0.0.0.0".into(),
             cache_query_port: 7002,
+            http_interface: "0.0.0.0".into(),
+            http_port: 8080,
+            http_htpasswd_file: None,
+            http_threads: 2,
+            http_max_requests: 64,
+            http_timeout: Duration::from_secs(30),
             whisper_autoflush: false,
             whisper_sparse_create: false,
             whisper_fallocate_create: false,
@@ -422,6 +441,11 @@ pub(crate) fn apply(
     })
 }
 
+/// A whole number above 0.
+fn positive(value: &str) -> Result<usize, &'static str> {
+    parse_limit(value)?.and_then(|n| usize::try_from(n).ok()).filter(|n| *n > 0).ok_or("a whole number above 0")
+}
+
 /// Receiver and carbonlink keys; Ok(false) when `key` is not one.
 fn apply_listener_key(s: &mut CacheSettings, key: &str, value: &str) -> Result<bool, &'static str> {
     let text = || value.to_string();
@@ -441,6 +465,12 @@ fn apply_listener_key(s: &mut CacheSettings, key: &str, value: &str) -> Result<b
         }
         "CACHE_QUERY_INTERFACE" => s.cache_query_interface = text(),
         "CACHE_QUERY_PORT" => s.cache_query_port = parse_port(value)?,
+        "HTTP_INTERFACE" => s.http_interface = text(),
+        "HTTP_PORT" => s.http_port = parse_port(value)?,
+        "HTTP_HTPASSWD_FILE" => s.http_htpasswd_file = (!value.is_empty()).then(|| value.into()),
+        "HTTP_THREADS" => s.http_threads = positive(value)?,
+        "HTTP_MAX_REQUESTS" => s.http_max_requests = positive(value)?,
+        "HTTP_TIMEOUT" => s.http_timeout = Duration::from_secs(parse_seconds(value)?.max(1)),
         "MAX_RECEIVER_CONNECTIONS" => s.max_receiver_connections = parse_limit(value)?,
         "METRIC_CLIENT_IDLE_TIMEOUT" => s.metric_client_idle_timeout = parse_timeout(value)?,
         "USER" => s.user = text(),

@@ -141,6 +141,12 @@ fn every_default_is_carbons_code_default() {
         ("STATSD_INTERFACE", "0.0.0.0"),
         ("STATSD_PORT", "8125"),
         ("STATSD_ADMIN_PORT", "8126"),
+        ("HTTP_INTERFACE", "0.0.0.0"),
+        ("HTTP_PORT", "8080"),
+        ("HTTP_HTPASSWD_FILE", "None"),
+        ("HTTP_THREADS", "2"),
+        ("HTTP_MAX_REQUESTS", "64"),
+        ("HTTP_TIMEOUT", "30"),
     ];
     for (key, value) in &got {
         let expected = CARBON_CODE_DEFAULTS.iter().chain(ours.iter()).find(|(k, _)| k == key).map(|(_, v)| *v);

@@ -8,7 +8,9 @@
 //! points are asked for by message, files are read without locks; every request is bounded
 //! (`Limits`) and every failure is a [`RenderError`], never a panic.
 
+pub mod consolidate;
 pub mod eval;
+pub mod format;
 pub mod functions;
 pub mod grammar;
 pub mod series;

@@ -1,0 +1,148 @@
+//! Response bodies of `/render`, as graphite-web 1.1.8 writes them: `json` (with jsonp,
+//! noNullPoints, pretty), `csv`, `raw` and `pickle` (the cluster protocol's).
+//!
+//! JSON differs from graphite-web in one deliberate way: every non-finite value is `null`
+//! (graphite-web writes `1e9999` for infinity, which Grafana's Go backend cannot parse).
+
+pub mod pickle;
+
+use std::fmt::Write as _;
+
+use super::consolidate::{consolidated, datapoints};
+use super::series::Series;
+
+/// How the JSON body is written.
+#[derive(Debug, Clone, Default)]
+pub struct JsonOptions {
+    /// Drop null points, and series left with none.
+    pub no_null_points: bool,
+    /// Indent by 2.
+    pub pretty: bool,
+}
+
+/// `[{"target", "tags", "datapoints": [[value, ts], ...]}, ...]`.
+pub fn json(series: &[Series], opts: &JsonOptions) -> String {
+    let mut out = Vec::with_capacity(series.len());
+    for s in series {
+        let mut points = datapoints(s);
+        if opts.no_null_points {
+            points.retain(|(v, _)| v.is_some_and(|v| !v.is_nan()));
+            if points.is_empty() {
+                continue;
+            }
+        }
+        let datapoints: Vec<serde_json::Value> = points
+            .into_iter()
+            .map(|(v, ts)| {
+                let v = v.filter(|v| v.is_finite()).map_or(serde_json::Value::Null, serde_json::Value::from);
+                serde_json::Value::Array(vec![v, serde_json::Value::from(ts)])
+            })
+            .collect();
+        let tags: serde_json::Map<String, serde_json::Value> =
+            s.tags.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        let mut obj = serde_json::Map::new();
+        obj.insert("target".into(), serde_json::Value::String(s.name.clone()));
+        obj.insert("tags".into(), serde_json::Value::Object(tags));
+        obj.insert("datapoints".into(), serde_json::Value::Array(datapoints));
+        out.push(serde_json::Value::Object(obj));
+    }
+    let value = serde_json::Value::Array(out);
+    let text = if opts.pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) };
+    text.unwrap_or_else(|_| "[]".to_string())
+}
+
+/// `name,YYYY-MM-DD HH:MM:SS,value` rows (CRLF, as Python's csv module), timestamps in `tz`,
+/// empty for null.
+pub fn csv(series: &[Series], tz: chrono_tz::Tz) -> String {
+    let mut out = String::new();
+    for s in series {
+        let name = csv_field(&s.name);
+        for (i, v) in consolidated(s).into_iter().enumerate() {
+            let ts = s.start + i as i64 * s.step;
+            let when = chrono::DateTime::from_timestamp(ts, 0)
+                .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_default();
+            let value = v.map(crate::pyfmt::py_repr).unwrap_or_default();
+            let _ = write!(out, "{name},{when},{value}\r\n");
+        }
+    }
+    out
+}
+
+/// Python's csv quoting (excel dialect): a field with `,`, `"` or a line break is quoted, its
+/// quotes doubled.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `name,start,end,step|v1,v2,...` per series, values as Python's repr (`None` for null).
+pub fn raw(series: &[Series]) -> String {
+    let mut out = String::new();
+    for s in series {
+        let _ = write!(out, "{},{},{},{}|", s.name, s.start, s.end, s.step);
+        let values: Vec<String> =
+            consolidated(s).into_iter().map(|v| v.map_or("None".into(), crate::pyfmt::py_repr)).collect();
+        out.push_str(&values.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// The pickled list of graphite-web's `getInfo()` dicts (the cluster protocol's render format).
+pub fn pickle(series: &[Series]) -> Vec<u8> {
+    use pickle::Value as V;
+    let items = series
+        .iter()
+        .map(|s| {
+            let values = consolidated(s).into_iter().map(|v| v.map_or(V::None, V::Float)).collect();
+            let entry = |k: &str, v: V| (V::Str(k.to_string()), v);
+            V::Dict(vec![
+                entry("name", V::Str(s.name.clone())),
+                entry("start", V::Int(s.start)),
+                entry("end", V::Int(s.end)),
+                entry("step", V::Int(s.step)),
+                entry("values", V::List(values)),
+                entry("pathExpression", V::Str(s.path_expression.clone())),
+                entry("valuesPerPoint", V::Int(s.values_per_point as i64)),
+                entry("consolidationFunc", V::Str(s.consolidation.name().to_string())),
+                entry("xFilesFactor", V::Float(s.x_files_factor)),
+            ])
+        })
+        .collect();
+    pickle::dumps(&V::List(items))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Series> {
+        vec![Series::new("a.b", 60, 60, vec![Some(1.5), None, Some(f64::INFINITY)])]
+    }
+
+    #[test]
+    fn json_as_grafana_reads_it() {
+        assert_eq!(
+            json(&sample(), &JsonOptions::default()),
+            r#"[{"target":"a.b","tags":{"name":"a.b"},"datapoints":[[1.5,60],[null,120],[null,180]]}]"#
+        );
+        let no_nulls = json(&sample(), &JsonOptions { no_null_points: true, pretty: false });
+        assert!(no_nulls.contains("[[1.5,60],[null,180]]"), "{no_nulls}");
+        let empty = vec![Series::new("e", 0, 60, vec![None])];
+        assert_eq!(json(&empty, &JsonOptions { no_null_points: true, pretty: false }), "[]");
+    }
+
+    #[test]
+    fn csv_and_raw_as_graphite_web() {
+        assert_eq!(
+            csv(&sample(), chrono_tz::UTC),
+            "a.b,1970-01-01 00:01:00,1.5\r\na.b,1970-01-01 00:02:00,\r\na.b,1970-01-01 00:03:00,inf\r\n"
+        );
+        assert_eq!(raw(&sample()), "a.b,60,240,60|1.5,None,inf\n");
+        assert_eq!(csv_field("x,y"), "\"x,y\"");
+    }
+}
