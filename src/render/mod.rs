@@ -14,6 +14,7 @@ pub mod format;
 pub mod functions;
 pub mod grammar;
 pub mod series;
+pub mod store;
 
 pub use eval::{Args, Ctx, Limits, Spent, Store};
 pub use grammar::{parse, Call, Expr, ParseError};
