@@ -94,14 +94,14 @@ mod tests {
 
     #[test]
     fn averages_by_default_and_honours_xff() {
-        let mut all = vec![Series::new("s", 0, 10, vec![Some(1.0), None, Some(3.0), None, None, None, Some(5.0)])];
-        all[0].values_per_point = 2;
-        assert_eq!(consolidated(&all[0]), vec![Some(1.0), Some(3.0), None, Some(5.0)]);
-        all[0].x_files_factor = 0.6;
-        assert_eq!(consolidated(&all[0]), vec![None, None, None, None], "the last bucket counts as a full one");
-        all[0].consolidation = Consolidation::AvgZero;
-        all[0].x_files_factor = 0.0;
-        assert_eq!(consolidated(&all[0]), vec![Some(0.5), Some(1.5), None, Some(5.0)]);
+        let mut s = Series::new("s", 0, 10, vec![Some(1.0), None, Some(3.0), None, None, None, Some(5.0)]);
+        s.values_per_point = 2;
+        assert_eq!(consolidated(&s), vec![Some(1.0), Some(3.0), None, Some(5.0)]);
+        s.x_files_factor = 0.6;
+        assert_eq!(consolidated(&s), vec![None, None, None, None], "the last bucket counts as a full one");
+        s.consolidation = Consolidation::AvgZero;
+        s.x_files_factor = 0.0;
+        assert_eq!(consolidated(&s), vec![Some(0.5), Some(1.5), None, Some(5.0)]);
     }
 
     #[test]

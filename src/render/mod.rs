@@ -15,6 +15,7 @@ pub mod functions;
 pub mod grammar;
 pub mod series;
 pub mod store;
+pub mod time;
 
 pub use eval::{Args, Ctx, Limits, Spent, Store};
 pub use grammar::{parse, Call, Expr, ParseError};
