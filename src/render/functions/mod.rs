@@ -7,7 +7,16 @@
 //! shows) and argument formatting.
 
 pub mod aggregate;
+mod alias;
+mod calculate;
+mod combine;
+mod filter;
+mod normalize;
+mod sort;
 mod special;
+#[cfg(test)]
+mod testutil;
+mod transform;
 
 use super::eval::{Args, Ctx};
 use super::series::Series;
@@ -39,6 +48,10 @@ pub enum ParamKind {
     Tag,
     /// `interval` (`1h`, `-5min`).
     Interval,
+    /// `intOrInf` (an integer, or infinity).
+    IntOrInf,
+    /// `date` (a time as `from`/`until` take it).
+    Date,
     /// `intOrInterval`.
     IntOrInterval,
     /// `aggFunc` (an aggregation name).
@@ -63,6 +76,8 @@ impl ParamKind {
             ParamKind::NodeOrTag => "nodeOrTag",
             ParamKind::Tag => "tag",
             ParamKind::Interval => "interval",
+            ParamKind::IntOrInf => "intOrInf",
+            ParamKind::Date => "date",
             ParamKind::IntOrInterval => "intOrInterval",
             ParamKind::AggFunc => "aggFunc",
             ParamKind::AggOrSeriesFunc => "aggOrSeriesFunc",
@@ -127,8 +142,16 @@ pub struct FunctionSpec {
 }
 
 /// Every table, in group order.
-fn tables() -> [&'static [FunctionSpec]; 1] {
-    [special::FUNCTIONS]
+fn tables() -> [&'static [FunctionSpec]; 7] {
+    [
+        combine::FUNCTIONS,
+        special::FUNCTIONS,
+        filter::FUNCTIONS,
+        sort::FUNCTIONS,
+        alias::FUNCTIONS,
+        transform::FUNCTIONS,
+        calculate::FUNCTIONS,
+    ]
 }
 
 /// Every function we implement, aliases included.
@@ -158,7 +181,9 @@ mod tests {
                 assert!(!(optional_seen && p.required), "{}: required {} after an optional one", f.name, p.name);
                 optional_seen |= !p.required;
                 if let Some(d) = p.default {
-                    assert!(serde_json::from_str::<serde_json::Value>(d).is_ok(), "{}: default {d} is JSON", f.name);
+                    // 1e9999 (infinity, as graphite-web writes it) is JSON that serde_json reads as out of range.
+                    let json = d == "1e9999" || serde_json::from_str::<serde_json::Value>(d).is_ok();
+                    assert!(json, "{}: default {d} is JSON", f.name);
                 }
             }
         }
