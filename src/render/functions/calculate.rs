@@ -10,9 +10,10 @@
 //! the look-back. `exponentialMovingAverage` is one point longer than the window, as in
 //! graphite-web (its first value is the plain average of the look-back).
 //!
-//! Bounded: a moving window costs its length for every output point; a request whose windows
-//! would cost more than [`WINDOW_WORK_MAX`] value visits is a 400. Percentiles outside what
-//! graphite-web can index, NaN arguments and negative windows are 400s too.
+//! Bounded: a moving window costs its length for every output point (times log2 of it for a
+//! median, which sorts); a call whose windows would cost more than [`WINDOW_WORK_MAX`] (about
+//! two seconds of one core) is a 400. Percentiles outside what graphite-web can index, NaN
+//! arguments and negative windows are 400s too.
 
 use super::aggregate::{py_sum, Agg};
 use super::transform::{agg_named, g, interval_seconds, py_round, py_str, retitle, tag, xff};
@@ -23,7 +24,7 @@ use crate::render::grammar::Expr;
 use crate::render::series::{Consolidation, Series};
 use crate::render::RenderError;
 
-/// Most values one request's moving windows may visit (output points × window length).
+/// Most values one moving-window call may visit (output points × window length).
 pub const WINDOW_WORK_MAX: u64 = 1_000_000_000;
 
 const SERIES: Param = Param::required("seriesList", ParamKind::SeriesList);
@@ -246,7 +247,10 @@ fn moving(ctx: &Ctx<'_>, args: &Args<'_>, func: Option<&'static str>) -> Result<
     for s in &mut list {
         let w = usize::try_from(window.points(s.step)).unwrap_or(usize::MAX);
         let outputs = s.values.len().saturating_sub(w);
-        work = work.saturating_add((outputs as u64).saturating_mul(w as u64));
+        // A median sorts its window: w·log2(w) comparisons.
+        let per_output =
+            if agg == Agg::Median { (w as u64).saturating_mul(u64::from(w.max(2).ilog2())) } else { w as u64 };
+        work = work.saturating_add((outputs as u64).saturating_mul(per_output));
         if work > WINDOW_WORK_MAX {
             return Err(RenderError::bad(format!(
                 "{}: windows of {w} points over {} points are more work than a request may do",

@@ -13,7 +13,7 @@ use super::alias::regex_arg;
 use super::sort::{sort_by_key, sort_key, sort_keyed};
 use super::{FunctionSpec, Param, ParamKind};
 use crate::render::eval::{Args, Ctx};
-use crate::render::grammar::parse;
+use crate::render::grammar::{parse, Expr};
 use crate::render::series::Series;
 use crate::render::RenderError;
 
@@ -391,7 +391,117 @@ fn use_series_above(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, Rende
     if names.is_empty() {
         return Ok(Vec::new());
     }
+    // graphite-web evaluates the text `group(name,…)`; reading that text (a name with a comma
+    // is two arguments there too) and concatenating its arguments is the same.
     let target = format!("group({})", names.join(","));
-    let expr = parse(&target).map_err(|e| bad(args, format!("{target}: {e}")))?;
-    Ok(ctx.eval(&expr)?.into_iter().filter(|s| !s.values.is_empty()).collect())
+    let parsed = parse(&target).map_err(|e| bad(args, format!("{target}: {e}")))?;
+    let Expr::Call(call) = parsed else { return Err(bad(args, format!("{target} is not a call"))) };
+    if !call.kwargs.is_empty() {
+        return Err(bad(args, format!("{target}: group() takes no keyword arguments")));
+    }
+    let mut out = Vec::new();
+    for expr in &call.args {
+        match expr {
+            Expr::Path(_) | Expr::Call(_) => out.extend(ctx.eval(expr)?),
+            other => return Err(bad(args, format!("{target}: {other} is not a series list"))),
+        }
+    }
+    out.retain(|s| !s.values.is_empty());
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use crate::render::functions::testutil::TestStore;
+    use crate::render::series::Series;
+    use crate::render::RenderError;
+
+    /// s.a 1..5; s.b 5,_,5,_,1; s.c empty; s.d -1,0,10,_,_; s.e 3 five times.
+    pub(in crate::render::functions) fn store() -> TestStore {
+        let n = |v: &[f64]| v.iter().map(|x| Some(*x)).collect::<Vec<_>>();
+        TestStore::new(vec![
+            Series::new("s.a", 60, 60, n(&[1.0, 2.0, 3.0, 4.0, 5.0])),
+            Series::new("s.b", 60, 60, vec![Some(5.0), None, Some(5.0), None, Some(1.0)]),
+            Series::new("s.c", 60, 60, vec![None; 5]),
+            Series::new("s.d", 60, 60, vec![Some(-1.0), Some(0.0), Some(10.0), None, None]),
+            Series::new("s.e", 60, 60, n(&[3.0; 5])),
+        ])
+    }
+
+    fn eval(target: &str) -> Result<Vec<Series>, RenderError> {
+        store().eval(target, 0, 300, 300)
+    }
+
+    pub(in crate::render::functions) fn check_with(store: &TestStore, target: &str, want: &[&str]) {
+        let got = store.eval(target, 0, 300, 300).unwrap_or_else(|e| panic!("{target}: {e}"));
+        assert_eq!(got.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), want, "{target}");
+    }
+
+    fn fails(target: &str, message: &str) {
+        match eval(target) {
+            Err(e) => assert!(e.is_bad_request() && e.to_string().contains(message), "{target}: {e}"),
+            Ok(got) => panic!("{target} should fail, got {got:?}"),
+        }
+    }
+
+    /// Expected lists from graphite-web 1.1.8's functions on the same data.
+    #[test]
+    fn filters_keep_what_graphite_web_keeps_in_its_order() {
+        let cases: &[(&str, &[&str])] = &[
+            ("highestCurrent(s.*, 2)", &["s.d", "s.a"]),
+            ("highestMax(s.*, 2)", &["s.d", "s.a"]),
+            ("highestAverage(s.*, 2)", &["s.b", "s.a"]),
+            ("lowestCurrent(s.*, 2)", &["s.c", "s.b"]),
+            ("lowestAverage(s.*, 3)", &["s.c", "s.a", "s.d"]),
+            ("highest(s.*, 2, 'sum')", &["s.a", "s.e"]),
+            ("highest(s.*, -1, 'max')", &["s.d", "s.a", "s.b", "s.e"]),
+            ("highest(s.*)", &["s.b"]),
+            ("lowest(s.*, 2, 'min')", &["s.c", "s.d"]),
+            ("lowest(s.*, 10, 'count')", &["s.c", "s.b", "s.d", "s.a", "s.e"]),
+            ("highest(s.*, 3, 'median')", &["s.b", "s.a", "s.e"]),
+            ("currentAbove(s.*, 3)", &["s.a", "s.d"]),
+            ("currentBelow(s.*, 3)", &["s.b", "s.c", "s.e"]),
+            ("averageAbove(s.*, 3)", &["s.b"]),
+            ("averageBelow(s.*, 3)", &["s.a", "s.c", "s.d", "s.e"]),
+            ("maximumAbove(s.*, 5)", &["s.d"]),
+            ("maximumBelow(s.*, 5)", &["s.a", "s.b", "s.c", "s.e"]),
+            ("minimumAbove(s.*, 0)", &["s.a", "s.b", "s.e"]),
+            ("minimumBelow(s.*, 1)", &["s.a", "s.b", "s.c", "s.d"]),
+            ("filterSeries(s.*, 'sum', '=', 15)", &["s.a", "s.e"]),
+            ("filterSeries(s.*, 'sum', '!=', 15)", &["s.b", "s.c", "s.d"]),
+            ("filterSeries(s.*, 'last', '>=', 5)", &["s.a", "s.d"]),
+            ("filterSeries(s.*, 'avg', '<', 3.5)", &["s.a", "s.c", "s.d", "s.e"]),
+            ("filterSeries(s.*, 'stddev', '>', 1)", &["s.a", "s.b", "s.d"]),
+            ("limit(s.*, 2)", &["s.a", "s.b"]),
+            ("limit(s.*, -2)", &["s.a", "s.b", "s.c"]),
+            ("limit(s.*, 99999999999)", &["s.a", "s.b", "s.c", "s.d", "s.e"]),
+            ("mostDeviant(s.*, 2)", &["s.d", "s.b"]),
+            ("mostDeviant(s.*, 10)", &["s.d", "s.b", "s.a", "s.e"]),
+            ("removeEmptySeries(s.*)", &["s.a", "s.b", "s.d", "s.e"]),
+            ("removeEmptySeries(s.*, 0.7)", &["s.a", "s.e"]),
+            ("exclude(s.*, '[ab]$')", &["s.c", "s.d", "s.e"]),
+            ("grep(s.*, 's\\.[a-c]')", &["s.a", "s.b", "s.c"]),
+            ("unique(s.b, s.*, s.a)", &["s.b", "s.a", "s.c", "s.d", "s.e"]),
+        ];
+        let store = store();
+        for (target, want) in cases {
+            check_with(&store, target, want);
+        }
+    }
+
+    #[test]
+    fn use_series_above_draws_the_related_series() {
+        check_with(&store(), "useSeriesAbove(s.*, 4, '\\.([ab])$', '.e')", &["s.e", "s.e", "s.d"]);
+        check_with(&store(), "useSeriesAbove(s.*, 4, 's\\.', 's.')", &["s.a", "s.b", "s.d"]);
+        check_with(&store(), "useSeriesAbove(s.*, 100, 's', 'x')", &[]);
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        fails("highest(s.*, 2, 'sumSeries')", "unsupported aggregation");
+        fails("filterSeries(s.*, 'max', '=>', 1)", "unsupported operator");
+        fails("filterSeries(s.*, 'nope', '>', 1)", "unsupported aggregation");
+        fails("limit(s.*, 'x')", "integer");
+        fails("grep(s.*, '(?=a)')", "look-ahead");
+    }
 }

@@ -181,3 +181,58 @@ fn decimal_value(c: char) -> Option<u8> {
     }
     Some(((c as u32 - start) % 10) as u8)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::natural_key;
+    use crate::render::functions::filter::tests::{check_with, store};
+    use crate::render::functions::testutil::TestStore;
+    use crate::render::series::Series;
+
+    /// Expected lists from graphite-web 1.1.8's functions on the same data.
+    #[test]
+    fn sorts_order_as_graphite_web() {
+        let cases: &[(&str, &[&str])] = &[
+            ("sortByTotal(s.*)", &["s.a", "s.e", "s.b", "s.d", "s.c"]),
+            ("sortByMaxima(s.*)", &["s.d", "s.a", "s.b", "s.e", "s.c"]),
+            ("sortByMinima(s.*)", &["s.d", "s.a", "s.b", "s.e"]),
+            ("sortBy(s.*)", &["s.c", "s.a", "s.d", "s.e", "s.b"]),
+            ("sortBy(s.*, 'max', true)", &["s.d", "s.a", "s.b", "s.e", "s.c"]),
+            ("sortBy(s.*, 'last')", &["s.c", "s.b", "s.e", "s.a", "s.d"]),
+            ("sortBy(s.*, 'sum', reverse=true)", &["s.a", "s.e", "s.b", "s.d", "s.c"]),
+        ];
+        let store = store();
+        for (target, want) in cases {
+            check_with(&store, target, want);
+        }
+    }
+
+    #[test]
+    fn sort_by_name_is_stable_and_natural_as_python() {
+        let names = ["x.server1", "x.server10", "x.server2", "x.srv02", "x.server01", "x.a", "x.B", "x.server١"];
+        let store = TestStore::new(names.iter().map(|n| Series::new(n, 60, 60, vec![Some(1.0)])).collect());
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "sortByName(x.*)",
+                &["x.B", "x.a", "x.server01", "x.server1", "x.server10", "x.server2", "x.server١", "x.srv02"],
+            ),
+            (
+                "sortByName(x.*, true)",
+                &["x.B", "x.a", "x.server01", "x.server1", "x.server١", "x.server2", "x.server10", "x.srv02"],
+            ),
+            (
+                "sortByName(x.*, false, true)",
+                &["x.srv02", "x.server١", "x.server2", "x.server10", "x.server1", "x.server01", "x.a", "x.B"],
+            ),
+            (
+                "sortByName(x.*, natural=true, reverse=true)",
+                &["x.srv02", "x.server10", "x.server2", "x.server01", "x.server1", "x.server١", "x.a", "x.B"],
+            ),
+        ];
+        for (target, want) in cases {
+            check_with(&store, target, want);
+        }
+        assert_eq!(natural_key("a12b007c٣𝟗"), "a0000000012b0000000007c0000000039");
+        assert_eq!(natural_key(&format!("n{}", "9".repeat(12))), format!("n{}", "9".repeat(12)));
+    }
+}

@@ -124,7 +124,7 @@ fn constant_line(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, RenderEr
     let step = ((end - start) / 2).max(1);
     let name = crate::pyfmt::py_repr(value);
     let mut series = Series::new(&name, start, step, vec![Some(value); 3]);
-    series.path_expression = name;
+    series.path_expression = format!("constantLine({name})");
     ctx.spend(1, 3)?;
     Ok(vec![series])
 }
@@ -212,14 +212,16 @@ fn unit_random(state: &mut u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// graphite-web's `threshold`: `constantLine(value)` named `label` when a label is given;
-/// the color only matters to PNG output, which we do not draw.
+/// graphite-web's `threshold`: `constantLine(value)` named `label` when a label is given,
+/// with constantLine's path expression as graphite-web gives it (`constantLine(5.0)`); the
+/// color only matters to PNG output, which we do not draw.
 fn threshold(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, RenderError> {
     let mut list = constant_line(ctx, args)?;
     let label = args.string_or(1, "label", "")?;
     args.string_or(2, "color", "")?;
-    if !label.is_empty() {
-        for series in &mut list {
+    for series in &mut list {
+        series.path_expression = format!("constantLine({})", series.name);
+        if !label.is_empty() {
             series.name = label.to_string();
         }
     }
@@ -277,5 +279,73 @@ mod tests {
             got[0].points().collect::<Vec<_>>(),
             vec![(1000, Some(100.0)), (2800, Some(100.0)), (4600, Some(100.0))]
         );
+    }
+
+    fn eval(target: &str) -> Result<Vec<Series>, RenderError> {
+        let spent = Spent::default();
+        let ctx = Ctx::new(&Empty, 1000, 1200, 1200, &spent);
+        ctx.eval(&parse(target)?)
+    }
+
+    fn points(series: &Series) -> Vec<(i64, Option<f64>)> {
+        series.points().collect()
+    }
+
+    #[test]
+    fn generated_series_cover_the_window_as_graphite_web() {
+        let got = eval("identity('x')").unwrap();
+        assert_eq!((got[0].name.as_str(), got[0].path_expression.as_str()), ("x", "identity(\"x\")"));
+        assert_eq!(
+            points(&got[0]),
+            vec![(1000, Some(1000.0)), (1060, Some(1060.0)), (1120, Some(1120.0)), (1180, Some(1180.0))]
+        );
+        let got = eval("time('t.x', 120)").unwrap();
+        assert_eq!((got[0].name.as_str(), got[0].path_expression.as_str()), ("t.x", "t.x"));
+        assert_eq!(points(&got[0]), vec![(1000, Some(1000.0)), (1120, Some(1120.0))]);
+        // math.sin(t) * 2 in Python 3.11, bit for bit.
+        let got = eval("sinFunction('s', 2)").unwrap();
+        let want = [1.653759081064005, -1.9178998463629193, 1.9995063365605517, -1.8908117323623317];
+        assert_eq!(got[0].values, want.iter().map(|v| Some(*v)).collect::<Vec<_>>());
+        assert_eq!(eval("sin('s', step=100)").unwrap()[0].values.len(), 2);
+        let walk = eval("randomWalk('w')").unwrap();
+        assert_eq!((walk[0].values.len(), walk[0].values[0]), (4, Some(0.0)));
+    }
+
+    #[test]
+    fn random_walks_start_at_zero_and_move_by_less_than_half() {
+        let values = super::random_walk_values(1000, 42);
+        assert_eq!(values[0], Some(0.0));
+        for pair in values.windows(2) {
+            let step = pair[1].unwrap() - pair[0].unwrap();
+            assert!((-0.5..0.5).contains(&step), "{step}");
+        }
+        assert_ne!(values, super::random_walk_values(1000, 43));
+    }
+
+    #[test]
+    fn generated_series_are_bounded() {
+        for target in ["time('t', 0)", "sin('s', 1, -60)", "randomWalk('w', 0)"] {
+            assert!(eval(target).unwrap_err().to_string().contains("positive"), "{target}");
+        }
+        let spent = Spent::default();
+        let ctx = Ctx::new(&Empty, 0, i64::MAX / 2, 0, &spent);
+        let err = ctx.eval(&parse("time('t', 1)").unwrap()).unwrap_err();
+        assert!(err.is_bad_request() && err.to_string().contains("values"), "{err}");
+    }
+
+    #[test]
+    fn threshold_xff_and_fallback() {
+        let got = eval("threshold(5, 'limit', 'red')").unwrap();
+        assert_eq!(got[0].name, "limit");
+        assert_eq!(got[0].values, vec![Some(5.0); 3]);
+        assert_eq!(eval("threshold(5)").unwrap()[0].name, "5.0");
+        let got = eval("xFilesFactor(constantLine(1), 0.5)").unwrap();
+        assert_eq!(got[0].x_files_factor, 0.5);
+        assert_eq!(got[0].tags.get("xFilesFactor").map(String::as_str), Some("0.5"));
+        let got = eval("setXFilesFactor(constantLine(1), 1)").unwrap();
+        assert_eq!(got[0].tags.get("xFilesFactor").map(String::as_str), Some("1.0"));
+        assert_eq!(eval("fallbackSeries(no.such.*, constantLine(1))").unwrap()[0].name, "1.0");
+        assert_eq!(eval("fallbackSeries(constantLine(2), constantLine(1))").unwrap()[0].name, "2.0");
+        assert!(eval("fallbackSeries(constantLine(2), nope())").unwrap_err().is_bad_request());
     }
 }
