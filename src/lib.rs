@@ -5,6 +5,8 @@
 
 pub mod cache;
 pub mod config;
+pub mod http;
+pub mod index;
 pub mod ingest;
 pub mod protocol;
 pub mod pyfmt;

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use crate::cache::{CacheConfig, CacheQuery, HandOff, Producer};
 use crate::config::{Config, ConfigError};
 use crate::ingest::{self, CacheSink, Limits, Listeners, OnRefused, PointCounters, PointSink, Shared};
+use crate::render::store::CacheClient;
 use crate::telemetry::{agent_prefix, hostname, names, Registry, Reporter};
 use crate::writer::{self, WriterSetup, WRITER_COUNTERS};
 
@@ -47,6 +48,8 @@ pub struct Addresses {
     pub statsd_tcp: Option<SocketAddr>,
     /// Statsd admin TCP.
     pub statsd_admin: Option<SocketAddr>,
+    /// The Graphite HTTP API.
+    pub http: Option<SocketAddr>,
 }
 
 /// A started server.
@@ -66,6 +69,8 @@ pub struct Server {
     statsd_stop: Arc<AtomicBool>,
     statsd: Option<JoinHandle<()>>,
     statsd_admin: Option<JoinHandle<()>>,
+    http: Option<crate::http::HttpServer>,
+    index_thread: Option<crate::index::IndexThread>,
     ingest: Vec<JoinHandle<std::io::Result<()>>>,
     writers: Vec<JoinHandle<()>>,
     telemetry: Option<JoinHandle<()>>,
@@ -235,6 +240,10 @@ impl Server {
             })?;
             ingest.push(thread);
         }
+        let local_data_dir =
+            config.read().unwrap_or_else(std::sync::PoisonError::into_inner).cache.local_data_dir.clone();
+        let (index, index_thread) =
+            crate::index::Index::load_from_disk(&local_data_dir).context("starting the metric index")?;
         let mut writers = Vec::with_capacity(n_writers);
         let mut queries = Vec::with_capacity(n_writers);
         for w in 0..n_writers {
@@ -249,6 +258,7 @@ impl Server {
                 ingest_done: Arc::clone(&ingest_done),
                 registry: Arc::clone(&registry),
                 open_files_max: open_files,
+                index: Some(index.clone()),
             };
             writers.push(std::thread::Builder::new().name(format!("writer{w}")).spawn(move || writer::run(setup))?);
         }
@@ -265,6 +275,11 @@ impl Server {
             statsd_udp_sockets,
         };
         let telemetry = Some(std::thread::Builder::new().name("telemetry".into()).spawn(move || telemetry.run())?);
+        let http = {
+            let c = config.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            start_http(&c, overrides.ephemeral_ports, index, CacheClient::new(queries.clone(), n_shards))?
+        };
+        addresses.http = http.as_ref().map(|h| h.address);
         Ok(Server {
             addresses,
             config,
@@ -277,6 +292,8 @@ impl Server {
             statsd_stop,
             statsd,
             statsd_admin,
+            http,
+            index_thread: Some(index_thread),
             ingest,
             writers,
             telemetry,
@@ -325,6 +342,9 @@ impl Server {
     /// everything off, then writers write every cached point. Waits at most `patience` for the
     /// writers before giving up on a full cache (a hard stop).
     pub fn shutdown(mut self, patience: Duration) {
+        if let Some(http) = self.http.take() {
+            http.shutdown();
+        }
         self.stop.store(true, Ordering::Release);
         let deadline = Instant::now() + patience;
         for h in self.ingest.drain(..) {
@@ -354,6 +374,9 @@ impl Server {
                 return;
             }
             let _ = h.join();
+        }
+        if let Some(t) = self.index_thread.take() {
+            let _ = t.stop();
         }
     }
 }
@@ -408,6 +431,7 @@ fn bind_all(config: &Config, n: usize, ephemeral: bool) -> Result<(Vec<Listeners
         statsd_udp: udp_addr_of(&statsd_udp),
         statsd_tcp: addr_of(&statsd_tcp),
         statsd_admin: None,
+        http: None,
     };
     let mut line = line.map(Vec::into_iter);
     let mut pickle = pickle.map(Vec::into_iter);
@@ -424,6 +448,41 @@ fn bind_all(config: &Config, n: usize, ephemeral: bool) -> Result<(Vec<Listeners
         })
         .collect();
     Ok((listeners, addresses, granted))
+}
+
+/// The HTTP API (HTTP_PORT on HTTP_INTERFACE; 0 turns it off).
+fn start_http(
+    config: &Config,
+    ephemeral: bool,
+    index: crate::index::Index,
+    cache: CacheClient,
+) -> Result<Option<crate::http::HttpServer>> {
+    let c = &config.cache;
+    if c.http_port == 0 {
+        return Ok(None);
+    }
+    let port = if ephemeral { 0 } else { c.http_port };
+    let addr = ingest::resolve(&c.http_interface, port)?;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding HTTP_PORT on {addr}"))?;
+    let auth = match &c.http_htpasswd_file {
+        Some(path) => Some(crate::http::Htpasswd::load(path).map_err(|e| anyhow::anyhow!("HTTP_HTPASSWD_FILE {e}"))?),
+        None => None,
+    };
+    let settings = crate::http::Settings {
+        threads: c.http_threads,
+        max_requests: c.http_max_requests,
+        timeout: c.http_timeout,
+        auth,
+        ..crate::http::Settings::default()
+    };
+    let tag_files = if c.tag_hash_filenames {
+        crate::protocol::name::TagFileNames::Hashed
+    } else {
+        crate::protocol::name::TagFileNames::Readable
+    };
+    let files = crate::render::store::Files { data_dir: c.local_data_dir.clone(), tag_files };
+    let backend = Arc::new(crate::http::DiskBackend { index, files, cache });
+    Ok(Some(crate::http::HttpServer::start(listener, backend, settings)?))
 }
 
 /// The statsd admin listener (STATSD_ADMIN_PORT on STATSD_INTERFACE; 0 turns it off).

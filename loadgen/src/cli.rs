@@ -1,5 +1,7 @@
-//! The command line: one subcommand per wire protocol, built from shared groups of flags
-//! (workload, sending, output), so that a protocol added later reuses the groups it needs.
+//! The command line: one subcommand per wire protocol, built from groups of flags (workload,
+//! sending, output); `plaintext` and `statsd` share the output group and the flag names where
+//! the meaning is the same (`--target`, `--prefix`, `--name-pattern`, `--seed`, `--rate`,
+//! `--duration`).
 //!
 //! This module only parses and converts: it opens nothing and reads no clock.
 
@@ -10,7 +12,12 @@ use clap::{Args, Parser, Subcommand};
 use crate::name::DEFAULT_PATTERN;
 use crate::run::{RunConfig, CONNECTIONS_MAX};
 use crate::sender::{SendConfig, BATCH_BYTES};
+use crate::statsd::{self, Mix, StatsdSpec, DATAGRAM_BYTES_DEFAULT, DATAGRAM_BYTES_MAX};
+use crate::udp::{UdpConfig, SENDERS_MAX};
 use crate::workload::{default_start_ts, WorkloadSpec};
+
+/// Lines in a statsd run given neither `--lines` nor `--duration`.
+pub const STATSD_LINES_DEFAULT: u64 = 1_000_000;
 
 /// Longest `--duration` or `--accept-timeout`: 30 days.
 const SECS_MAX: f64 = 30.0 * 24.0 * 3600.0;
@@ -29,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Send carbon plaintext lines (`name value timestamp`) over TCP.
     Plaintext(PlaintextArgs),
+    /// Send statsd lines (`key:value|type[|@rate]`) over UDP.
+    Statsd(StatsdArgs),
 }
 
 /// `plaintext` flags.
@@ -153,6 +162,154 @@ pub struct OutputArgs {
     pub quiet: bool,
 }
 
+/// `statsd` flags.
+#[derive(Debug, Args)]
+pub struct StatsdArgs {
+    /// Server to send to.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8125")]
+    pub target: String,
+
+    #[command(flatten)]
+    pub workload: StatsdWorkloadArgs,
+
+    #[command(flatten)]
+    pub send: StatsdSendArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What to send over statsd.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Workload")]
+pub struct StatsdWorkloadArgs {
+    /// Distinct keys (cardinality); each key keeps one type.
+    #[arg(long, value_name = "N", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: u64,
+
+    /// Weights of the types among the keys: c (counter), ms (timer), g (gauge), s (set).
+    #[arg(long, value_name = "TYPE=WEIGHT,...", default_value = "c=40,ms=30,g=20,s=10", value_parser = Mix::parse)]
+    pub mix: Mix,
+
+    /// Fraction of counter lines sent with a sample rate (`|@RATE`).
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.1, value_parser = parse_fraction)]
+    pub sampled: f64,
+
+    /// The sample rate of those lines, more than 0 and at most 1.
+    #[arg(long, value_name = "RATE", default_value_t = 0.5, value_parser = parse_sample_rate)]
+    pub sample_rate: f64,
+
+    /// Fraction of gauge lines that are +/- deltas.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.25, value_parser = parse_fraction)]
+    pub gauge_deltas: f64,
+
+    /// Distinct members each set key draws from.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub set_members: u64,
+
+    /// Text substituted for {prefix} in --name-pattern.
+    #[arg(long, default_value = "loadgen")]
+    pub prefix: String,
+
+    /// Key template: {prefix}, {i} = key index, {h} = index / 100, {m} = index % 100 as two
+    /// digits. Must contain {i}, or {h} and {m}; no ':' or '|'.
+    #[arg(long, value_name = "TEMPLATE", default_value = statsd::DEFAULT_PATTERN)]
+    pub name_pattern: String,
+
+    /// Seed of the line generator (SplitMix64): the same seed sends the same lines.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Most lines per datagram.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub lines_per_datagram: usize,
+
+    /// Most bytes per datagram: a line that would not fit starts the next one.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = DATAGRAM_BYTES_DEFAULT,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=DATAGRAM_BYTES_MAX as u64)
+    )]
+    pub max_datagram: usize,
+}
+
+impl StatsdWorkloadArgs {
+    /// The workload's numbers.
+    pub fn spec(&self) -> StatsdSpec {
+        StatsdSpec {
+            n_keys: self.keys,
+            mix: self.mix,
+            sampled_fraction: self.sampled,
+            sample_rate: self.sample_rate,
+            gauge_delta_fraction: self.gauge_deltas,
+            n_set_members: self.set_members,
+            seed: self.seed,
+            lines_per_datagram: self.lines_per_datagram,
+            datagram_bytes_max: self.max_datagram,
+        }
+    }
+}
+
+/// How to send statsd.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sending")]
+pub struct StatsdSendArgs {
+    /// Sender threads, each with its own UDP socket; lines are dealt out in turn.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=SENDERS_MAX as u64)
+    )]
+    pub senders: usize,
+
+    /// Lines to send in all [default: 1000000, or unbounded with --duration].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lines: Option<u64>,
+
+    /// Offered lines per second, all senders together (open loop) [default: as fast as the
+    /// senders go (closed loop)].
+    #[arg(long, value_name = "LINES_PER_SEC", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Stop sending after this many seconds even if lines remain.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+}
+
+impl StatsdSendArgs {
+    /// The run configuration these flags ask for.
+    pub fn udp_config(&self, quiet: bool) -> UdpConfig {
+        let default_lines = self.duration.is_none().then_some(STATSD_LINES_DEFAULT);
+        UdpConfig {
+            n_senders: self.senders,
+            n_lines: self.lines.or(default_lines),
+            rate_per_s: self.rate,
+            deadline: self.duration,
+            quiet,
+        }
+    }
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    let v: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be between 0 and 1".to_owned())
+    }
+}
+
+fn parse_sample_rate(text: &str) -> Result<f64, String> {
+    let v: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if v > 0.0 && v <= 1.0 {
+        Ok(v)
+    } else {
+        Err("must be more than 0 and at most 1".to_owned())
+    }
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
     if rate.is_finite() && rate > 0.0 {
@@ -181,7 +338,103 @@ mod tests {
         let argv = ["carbyne-loadgen", "plaintext"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             Command::Plaintext(args) => args,
+            Command::Statsd(_) => unreachable!("parsed as plaintext"),
         })
+    }
+
+    fn parse_statsd(args: &[&str]) -> Result<StatsdArgs, clap::Error> {
+        let argv = ["carbyne-loadgen", "statsd"].iter().chain(args);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Statsd(args) => args,
+            Command::Plaintext(_) => unreachable!("parsed as statsd"),
+        })
+    }
+
+    #[test]
+    fn statsd_defaults() {
+        let args = parse_statsd(&[]).unwrap();
+        assert_eq!(args.target, "127.0.0.1:8125");
+        let spec = args.workload.spec();
+        let want = StatsdSpec {
+            n_keys: 1_000,
+            mix: Mix::default(),
+            sampled_fraction: 0.1,
+            sample_rate: 0.5,
+            gauge_delta_fraction: 0.25,
+            n_set_members: 100,
+            seed: 1,
+            lines_per_datagram: 1,
+            datagram_bytes_max: 1432,
+        };
+        assert_eq!(spec, want);
+        let w = &args.workload;
+        assert_eq!((w.prefix.as_str(), w.name_pattern.as_str()), ("loadgen", statsd::DEFAULT_PATTERN));
+        let want = UdpConfig { n_senders: 1, n_lines: Some(1_000_000), rate_per_s: None, deadline: None, quiet: false };
+        assert_eq!(args.send.udp_config(false), want);
+        // A duration alone sends until it ends; with --lines too, whichever comes first.
+        assert_eq!(parse_statsd(&["--duration=2"]).unwrap().send.udp_config(true).n_lines, None);
+        assert_eq!(parse_statsd(&["--duration=2", "--lines=5"]).unwrap().send.udp_config(true).n_lines, Some(5));
+    }
+
+    #[test]
+    fn statsd_flags() {
+        let args = parse_statsd(&[
+            "--target=127.0.0.1:9",
+            "--keys=10",
+            "--mix=c=1,s=1",
+            "--sampled=0",
+            "--sample-rate=0.1",
+            "--gauge-deltas=1",
+            "--set-members=7",
+            "--seed=3",
+            "--lines-per-datagram=20",
+            "--max-datagram=65507",
+            "--senders=3",
+            "--lines=100",
+            "--rate=1000",
+            "--duration=1.5",
+            "--json",
+            "--quiet",
+        ])
+        .unwrap();
+        let s = args.workload.spec();
+        assert_eq!((s.n_keys, s.mix.to_string(), s.seed), (10, "c=1,ms=0,g=0,s=1".to_owned(), 3));
+        assert_eq!((s.sampled_fraction, s.sample_rate, s.gauge_delta_fraction, s.n_set_members), (0.0, 0.1, 1.0, 7));
+        assert_eq!((s.lines_per_datagram, s.datagram_bytes_max), (20, 65_507));
+        let cfg = args.send.udp_config(args.output.quiet);
+        let want = UdpConfig {
+            n_senders: 3,
+            n_lines: Some(100),
+            rate_per_s: Some(1000.0),
+            deadline: Some(Duration::from_millis(1_500)),
+            quiet: true,
+        };
+        assert_eq!(cfg, want);
+        assert!(args.output.json);
+    }
+
+    #[test]
+    fn statsd_refused_flags() {
+        for bad in [
+            "--keys=0",
+            "--mix=x=1",
+            "--mix=c=0",
+            "--sampled=1.5",
+            "--sample-rate=0",
+            "--sample-rate=2",
+            "--gauge-deltas=-1",
+            "--set-members=0",
+            "--lines-per-datagram=0",
+            "--max-datagram=0",
+            "--max-datagram=65508",
+            "--senders=0",
+            "--senders=100000",
+            "--lines=0",
+            "--rate=0",
+            "--duration=0",
+        ] {
+            assert!(parse_statsd(&[bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

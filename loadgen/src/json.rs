@@ -31,6 +31,29 @@ impl JsonObject {
         self
     }
 
+    /// `"key":123`, or `"key":null` for `None`.
+    pub fn u64_or_null(mut self, key: &str, value: Option<u64>) -> JsonObject {
+        self.key(key);
+        match value {
+            Some(v) => self.out.push_str(&v.to_string()),
+            None => self.out.push_str("null"),
+        }
+        self
+    }
+
+    /// `"key":0.25`: the shortest decimal that reads back as `value` (Rust's `Display` for
+    /// `f64`, which never uses an exponent, so it is always a JSON number); `null` for NaN or
+    /// infinity.
+    pub fn number(mut self, key: &str, value: f64) -> JsonObject {
+        self.key(key);
+        if value.is_finite() {
+            self.out.push_str(&value.to_string());
+        } else {
+            self.out.push_str("null");
+        }
+        self
+    }
+
     /// `"key":1.500` with `decimals` digits after the point; `null` for `None`, NaN or infinity
     /// (which JSON cannot express).
     pub fn f64(mut self, key: &str, value: Option<f64>, decimals: usize) -> JsonObject {
@@ -116,13 +139,17 @@ mod tests {
             .f64("f", Some(1.0 / 3.0), 3)
             .f64("inf", Some(f64::INFINITY), 3)
             .bool("t", true)
+            .u64_or_null("some", Some(7))
+            .u64_or_null("none", None)
+            .number("n", 0.25)
+            .number("nan", f64::NAN)
             .strs("list", &["x".to_owned(), "y".to_owned()])
             .strs("empty", &[])
             .object("o", inner)
             .finish();
         let want = concat!(
             r#"{"s":"a\"b\\c\nd\u0001é","u":18446744073709551615,"f":0.333,"inf":null,"#,
-            r#""t":true,"list":["x","y"],"empty":[],"o":{"n":3,"none":null}}"#
+            r#""t":true,"some":7,"none":null,"n":0.25,"nan":null,"list":["x","y"],"empty":[],"o":{"n":3,"none":null}}"#
         );
         assert_eq!(text, want);
         assert_eq!(JsonObject::default().finish(), "{}");

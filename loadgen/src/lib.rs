@@ -5,12 +5,17 @@
 //! What it does now: the carbon plaintext protocol over TCP, a reproducible workload (names from a
 //! template, timestamps on a grid, values from a seeded SplitMix64), closed-loop or fixed-rate
 //! open-loop sending over several connections, and a report of throughput, the time until the
-//! server had read everything ("accepted"), and batch-write latency.
+//! server had read everything ("accepted"), and batch-write latency. And the statsd protocol
+//! over UDP: a seeded mix of counters, timers, gauges and sets over a set of keys, packed into
+//! datagrams, sent flat out or at a fixed rate from several sockets, with the exact line and
+//! datagram counts needed to measure the server's loss.
 //!
 //! Code map, bottom up: [`rng`] and [`decimal`] (pure helpers), [`name`] and [`workload`] (what to
 //! send), [`plaintext`] (how it looks on the wire), [`pacer`], [`sender`] and [`run`] (how it is
 //! sent: one thread and one socket per connection), [`progress`] and [`report`] (what is said
-//! about it), [`cli`] (flags). `main.rs` only glues these together.
+//! about it), [`cli`] (flags). For statsd: [`statsd`] (lines, key types, datagram packing),
+//! [`udp`] (one thread and one socket per sender), [`statsd_report`]. `main.rs` only glues these
+//! together.
 
 pub mod cli;
 pub mod decimal;
@@ -23,9 +28,15 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod sender;
+pub mod statsd;
+pub mod statsd_report;
+pub mod udp;
 pub mod workload;
 
 pub use name::{NameError, NamePattern};
 pub use report::Report;
 pub use run::RunConfig;
+pub use statsd::{StatsdError, StatsdSpec, StatsdWorkload};
+pub use statsd_report::StatsdReport;
+pub use udp::UdpConfig;
 pub use workload::{Workload, WorkloadError, WorkloadSpec};

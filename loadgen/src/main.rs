@@ -1,6 +1,7 @@
 //! `carbyne-loadgen` entry point: parse flags, build the workload, run it, print the report.
 //! Errors become `anyhow` errors here and nowhere else; a run that the server did not fully
-//! accept prints its report and then exits with an error.
+//! accept (plaintext), or whose datagrams the kernel did not all take (statsd), prints its report
+//! and then exits with an error.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,12 +9,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use carbyne_loadgen::cli::{Cli, Command, PlaintextArgs};
-use carbyne_loadgen::{plaintext, NamePattern, Workload};
+use carbyne_loadgen::cli::{Cli, Command, PlaintextArgs, StatsdArgs};
+use carbyne_loadgen::{plaintext, udp, NamePattern, StatsdWorkload, Workload};
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Plaintext(args) => run_plaintext(&args),
+        Command::Statsd(args) => run_statsd(&args),
     }
 }
 
@@ -32,6 +34,25 @@ fn run_plaintext(args: &PlaintextArgs) -> Result<()> {
     }
     if !report.is_clean() {
         bail!("{} problem(s): the server did not accept everything sent", report.problems.len());
+    }
+    Ok(())
+}
+
+fn run_statsd(args: &StatsdArgs) -> Result<()> {
+    let target = resolve(&args.target)?;
+    let w = &args.workload;
+    let names = NamePattern::parse(&w.name_pattern, &w.prefix).context("invalid --name-pattern or --prefix")?;
+    let workload = StatsdWorkload::new(names, w.spec()).context("invalid statsd workload")?;
+    let cfg = args.send.udp_config(args.output.quiet);
+    let report = udp::run(target, &workload, &cfg)
+        .with_context(|| format!("cannot open {} UDP sockets to {target}", cfg.n_senders))?;
+    if args.output.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{report}");
+    }
+    if !report.is_clean() {
+        bail!("{} datagram(s) could not be sent", report.send_errors);
     }
     Ok(())
 }

@@ -35,6 +35,8 @@ impl Progress {
 /// Prints a progress line each whole second after the start.
 #[derive(Debug)]
 pub struct Ticker {
+    /// What is counted: `points` (carbon) or `lines` (statsd).
+    unit: &'static str,
     /// Elapsed time at which the next line is due; a whole number of seconds, at least 1.
     next_tick: Duration,
     /// Points counted at the previous line (0 before the first).
@@ -45,11 +47,16 @@ pub struct Ticker {
 
 impl Default for Ticker {
     fn default() -> Ticker {
-        Ticker { next_tick: Duration::from_secs(1), last_points: 0, last_at: Duration::ZERO }
+        Ticker::new("points")
     }
 }
 
 impl Ticker {
+    /// A ticker that calls what it counts `unit`.
+    pub fn new(unit: &'static str) -> Ticker {
+        Ticker { unit, next_tick: Duration::from_secs(1), last_points: 0, last_at: Duration::ZERO }
+    }
+
     /// Time left until the next line is due.
     pub fn until_next(&self, clock: Instant) -> Duration {
         self.next_tick.saturating_sub(clock.elapsed())
@@ -61,13 +68,13 @@ impl Ticker {
         if now < self.next_tick {
             return;
         }
-        let points = progress.points();
+        let (points, unit) = (progress.points(), self.unit);
         let window_s = (now - self.last_at).as_secs_f64();
         let rate = points.saturating_sub(self.last_points) as f64 / window_s.max(1e-9);
         // Progress is best-effort: a closed stderr must not stop the run.
         let _ = writeln!(
             out,
-            "carbyne-loadgen: {:>5.1} s  {points} points sent  {rate:.0} points/s  {:.1} MiB",
+            "carbyne-loadgen: {:>5.1} s  {points} {unit} sent  {rate:.0} {unit}/s  {:.1} MiB",
             now.as_secs_f64(),
             progress.bytes() as f64 / (1024.0 * 1024.0),
         );

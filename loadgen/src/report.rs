@@ -73,7 +73,8 @@ pub enum Stop {
 }
 
 impl Stop {
-    fn as_str(self) -> &'static str {
+    /// The JSON spelling.
+    pub fn as_str(self) -> &'static str {
         match self {
             Stop::AllSent => "all_sent",
             Stop::Duration => "duration",

@@ -62,7 +62,7 @@ pub fn run_tcp<S: BatchSource + Send>(streams: Vec<TcpStream>, sources: Vec<S>, 
             });
         }
         drop(tx);
-        collect(&rx, n_conns, &progress, clock, cfg.quiet)
+        collect(&rx, n_conns, &progress, clock, cfg.quiet, "points")
     })
 }
 
@@ -71,17 +71,19 @@ fn rate_share(rate_per_s: Option<f64>, n_points: u64, n_total: u64) -> Option<f6
     rate_per_s.map(|rate| if n_total == 0 { rate } else { rate * n_points as f64 / n_total as f64 })
 }
 
-/// Receives every connection's report, printing progress while waiting. If a connection thread
-/// panicked its report is missing; the scope re-raises the panic when it ends.
-fn collect(
-    rx: &mpsc::Receiver<(usize, ConnReport)>,
+/// Receives every thread's report (`(thread index, report)`), printing progress in `unit`s while
+/// waiting, and returns them in thread order. If a thread panicked its report is missing; the
+/// scope re-raises the panic when it ends.
+pub(crate) fn collect<R>(
+    rx: &mpsc::Receiver<(usize, R)>,
     n_conns: usize,
     progress: &Progress,
     clock: Instant,
     quiet: bool,
-) -> Vec<ConnReport> {
-    let mut slots: Vec<Option<ConnReport>> = (0..n_conns).map(|_| None).collect();
-    let mut ticker = Ticker::default();
+    unit: &'static str,
+) -> Vec<R> {
+    let mut slots: Vec<Option<R>> = (0..n_conns).map(|_| None).collect();
+    let mut ticker = Ticker::new(unit);
     let mut n_received = 0;
     while n_received < n_conns {
         let next =

@@ -262,7 +262,7 @@ impl Conn<'_> {
 
 /// Sleeps until the next point is due but at least `PACE_TICK`, and at most until the deadline
 /// or for `PACE_SLEEP_MAX`.
-fn pace_sleep(pacer: Pacer, sent: u64, elapsed: Duration, deadline: Option<Duration>) {
+pub(crate) fn pace_sleep(pacer: Pacer, sent: u64, elapsed: Duration, deadline: Option<Duration>) {
     let due = pacer.next_due(sent).unwrap_or(elapsed).max(elapsed + PACE_TICK);
     let wake = deadline.map_or(due, |deadline| due.min(deadline));
     thread::sleep(wake.saturating_sub(elapsed).min(PACE_SLEEP_MAX));

@@ -1,21 +1,24 @@
 //! End to end: the sender against a tiny carbon-like server on 127.0.0.1:0, in-process and through
-//! the built binary. The server reads each connection to EOF, keeps the bytes, then closes (which
+//! the built binary (and the statsd mode against a UDP socket that keeps every datagram). The server reads each connection to EOF, keeps the bytes, then closes (which
 //! is what the sender's "accepted" waits for). Every check is on counts and contents, none on time.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::Command;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use carbyne_loadgen::name::DEFAULT_PATTERN;
 use carbyne_loadgen::report::Stop;
 use carbyne_loadgen::sender::{SendConfig, BATCH_BYTES};
-use carbyne_loadgen::{plaintext, NamePattern, Report, RunConfig, Workload, WorkloadSpec};
+use carbyne_loadgen::statsd::{Kind, Mix};
+use carbyne_loadgen::{plaintext, udp, NamePattern, Report, RunConfig, Workload, WorkloadSpec};
+use carbyne_loadgen::{StatsdSpec, StatsdWorkload, UdpConfig};
 
 /// A test server that accepts `n_conns` connections and returns each one's bytes once every
 /// connection has reached EOF. Each connection is closed right after its EOF, or, with `hold`,
@@ -196,4 +199,158 @@ fn binary_refuses_a_bad_pattern() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--name-pattern") && stderr.contains("{h} and {m}"), "{stderr}");
+}
+
+// ---- statsd over UDP ----
+
+/// A UDP receiver on 127.0.0.1:0 that keeps every datagram until `stop` is set and the socket
+/// has then been quiet for 100 ms. The runs below stay far below the default receive buffer
+/// (about 200 KiB), so nothing is dropped even if this thread is slow to run.
+fn udp_sink() -> (SocketAddr, Arc<AtomicBool>, JoinHandle<Vec<Vec<u8>>>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::clone(&stop);
+    let handle = thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            match socket.recv(&mut buf) {
+                Ok(n) => got.push(buf[..n].to_vec()),
+                Err(_) if stopping.load(Ordering::SeqCst) => return got,
+                Err(_) => {}
+            }
+        }
+    });
+    (addr, stop, handle)
+}
+
+fn statsd_workload(lines_per_datagram: usize, datagram_bytes_max: usize) -> StatsdWorkload {
+    let names = NamePattern::parse(carbyne_loadgen::statsd::DEFAULT_PATTERN, "e2e").unwrap();
+    let spec = StatsdSpec {
+        n_keys: 50,
+        mix: Mix::default(),
+        sampled_fraction: 0.2,
+        sample_rate: 0.25,
+        gauge_delta_fraction: 0.5,
+        n_set_members: 10,
+        seed: 9,
+        lines_per_datagram,
+        datagram_bytes_max,
+    };
+    StatsdWorkload::new(names, spec).unwrap()
+}
+
+fn udp_config(n_senders: usize, n_lines: u64, rate_per_s: Option<f64>) -> UdpConfig {
+    UdpConfig { n_senders, n_lines: Some(n_lines), rate_per_s, deadline: None, quiet: true }
+}
+
+/// Every line of the run, in line order.
+fn statsd_lines(w: &StatsdWorkload, n_lines: u64) -> Vec<String> {
+    (0..n_lines)
+        .map(|j| {
+            let mut buf = Vec::new();
+            w.write_line(&mut buf, j);
+            String::from_utf8(buf).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn statsd_lines_arrive_exactly_once_within_their_datagram_bounds() {
+    for (senders, per_datagram, bytes_max, rate) in
+        [(2, 20, 1432, None), (3, 1, 1432, Some(20_000.0)), (1, 50, 300, None)]
+    {
+        let w = statsd_workload(per_datagram, bytes_max);
+        let (addr, stop, sink) = udp_sink();
+        let report = udp::run(addr, &w, &udp_config(senders, 1_000, rate)).unwrap();
+        stop.store(true, Ordering::SeqCst);
+        let datagrams = sink.join().unwrap();
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!(report.stop, Stop::AllSent);
+        assert_eq!(report.datagrams_sent, datagrams.len() as u64);
+        assert_eq!(report.bytes_sent, datagrams.iter().map(|d| d.len() as u64).sum::<u64>());
+        let mut got: Vec<String> = Vec::new();
+        for d in &datagrams {
+            assert!(d.len() <= bytes_max && !d.ends_with(b"\n"));
+            let lines: Vec<&str> = std::str::from_utf8(d).unwrap().split('\n').collect();
+            assert!((1..=per_datagram).contains(&lines.len()));
+            got.extend(lines.into_iter().map(str::to_owned));
+        }
+        let mut want = statsd_lines(&w, 1_000);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{senders} senders, {per_datagram} lines / {bytes_max} bytes");
+        assert_eq!(report.lines_sent, 1_000);
+        assert_eq!(report.lines_by_kind.iter().sum::<u64>(), 1_000);
+        let sets = want.iter().filter(|l| l.ends_with("|s")).count() as u64;
+        assert_eq!(report.lines_by_kind[Kind::Set.idx()], sets);
+    }
+}
+
+#[test]
+fn statsd_duration_ends_an_unbounded_run() {
+    let w = statsd_workload(5, 1432);
+    let (addr, stop, sink) = udp_sink();
+    let cfg = UdpConfig {
+        n_senders: 2,
+        n_lines: None,
+        rate_per_s: Some(2_000.0),
+        deadline: Some(Duration::from_millis(200)),
+        quiet: true,
+    };
+    let report = udp::run(addr, &w, &cfg).unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let datagrams = sink.join().unwrap();
+    assert_eq!(report.stop, Stop::Duration);
+    assert_eq!(report.datagrams_sent, datagrams.len() as u64);
+    assert!(report.lines_sent > 0 && report.is_clean());
+}
+
+#[test]
+fn statsd_to_a_closed_port_counts_send_errors() {
+    let addr = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // The socket is closed: the kernel answers each datagram with a port unreachable, which
+    // the next send on the connected socket reports as ECONNREFUSED.
+    let w = statsd_workload(1, 1432);
+    let report = udp::run(addr, &w, &udp_config(1, 200, None)).unwrap();
+    assert_eq!(report.lines_sent + report.lines_not_sent, 200);
+    assert!(report.send_errors > 0, "{report}");
+    assert!(!report.is_clean());
+    assert!(report.problems[0].contains("not sent"), "{:?}", report.problems);
+}
+
+#[test]
+fn binary_sends_statsd_and_reports_json() {
+    let (addr, stop, sink) = udp_sink();
+    let output = Command::new(env!("CARGO_BIN_EXE_carbyne-loadgen"))
+        .args(["statsd", "--target", &addr.to_string(), "--senders=2", "--keys=50", "--lines=200"])
+        .args(["--mix=c=40,ms=30,g=20,s=10", "--sampled=0.2", "--sample-rate=0.25", "--gauge-deltas=0.5"])
+        .args(["--set-members=10", "--seed=9", "--prefix=e2e", "--lines-per-datagram=1", "--json", "--quiet"])
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let datagrams = sink.join().unwrap();
+    let mut got: Vec<String> = datagrams.iter().map(|d| String::from_utf8(d.clone()).unwrap()).collect();
+    let mut want = statsd_lines(&statsd_workload(1, 1432), 200);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let json = stdout.trim();
+    assert!(json.starts_with('{') && json.ends_with('}') && json.lines().count() == 1, "{json}");
+    for field in [
+        r#""protocol":"statsd""#,
+        r#""stop":"all_sent""#,
+        r#""lines_planned":200"#,
+        r#""lines_sent":200"#,
+        r#""datagrams_sent":200"#,
+        r#""send_errors":0"#,
+        r#""mix":{"c":40,"ms":30,"g":20,"s":10}"#,
+        r#""problems":[]"#,
+    ] {
+        assert!(json.contains(field), "{field} missing from {json}");
+    }
 }

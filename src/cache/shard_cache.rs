@@ -87,6 +87,9 @@ struct PassEntry {
     generation: u32,
 }
 
+/// Most new names a shard remembers between two `take_new_names`.
+const NEW_NAMES_MAX: usize = 1 << 20;
+
 /// One shard's pending points, for its writer. See the module documentation.
 #[derive(Debug)]
 pub struct ShardCache {
@@ -112,6 +115,10 @@ pub struct ShardCache {
     pops_since_sweep: usize,
     /// The latest `now` seen by `pop_next`.
     now: i64,
+    /// Names of metrics that got a slot since the last `take_new_names` (for the metric
+    /// index: names cached but not yet written are findable). At most `NEW_NAMES_MAX`; past
+    /// that a name becomes findable when its file is created.
+    new_names: Vec<Box<[u8]>>,
 }
 
 impl ShardCache {
@@ -132,6 +139,7 @@ impl ShardCache {
             pass: Vec::new(),
             pops_since_sweep: 0,
             now: i64::MIN,
+            new_names: Vec::new(),
         }
     }
 
@@ -243,12 +251,15 @@ impl ShardCache {
     /// The slot of `name`, created (allocating its name once) if the shard does not know it.
     fn slot_for(&mut self, name: &[u8]) -> u32 {
         let hash = self.hasher.hash_one(name);
-        let Self { table, slots, hasher, vacant, lens, now, .. } = self;
+        let Self { table, slots, hasher, vacant, lens, now, new_names, .. } = self;
         if let Some(&slot) = table.find(hash, |&i| slots[i as usize].metric.as_ref().is_some_and(|m| &*m.name == name))
         {
             return slot;
         }
         let metric = Metric { name: name.into(), points: MetricPoints::default(), emptied_at: *now };
+        if new_names.len() < NEW_NAMES_MAX {
+            new_names.push(name.into());
+        }
         let slot = match vacant.pop() {
             Some(slot) => slot,
             None => {
@@ -262,6 +273,11 @@ impl ShardCache {
         slots[slot as usize].metric = Some(metric);
         table.insert_unique(hash, slot, |&i| hasher.hash_one(slot_name(slots, i)));
         slot
+    }
+
+    /// Moves the names of metrics first cached since the last call into `out`.
+    pub fn take_new_names(&mut self, out: &mut Vec<Box<[u8]>>) {
+        out.append(&mut self.new_names);
     }
 
     fn find(&self, name: &[u8]) -> Option<u32> {

@@ -49,13 +49,14 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "carbyne: storing whisper files under {}", data_dir.display())?;
     writeln!(
         out,
-        "carbyne: listening plaintext-tcp={} pickle-tcp={} plaintext-udp={} statsd-udp={} statsd-tcp={} statsd-admin={}",
+        "carbyne: listening plaintext-tcp={} pickle-tcp={} plaintext-udp={} statsd-udp={} statsd-tcp={} statsd-admin={} http={}",
         show(server.addresses.line),
         show(server.addresses.pickle),
         show(server.addresses.udp),
         show(server.addresses.statsd_udp),
         show(server.addresses.statsd_tcp),
         show(server.addresses.statsd_admin),
+        show(server.addresses.http),
     )?;
     if server.addresses.udp.is_some() {
         writeln!(out, "carbyne: UDP receive buffer granted: {} bytes per socket", server.udp_buffer_granted)?;

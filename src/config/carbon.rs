@@ -467,7 +467,8 @@ fn apply_listener_key(s: &mut CacheSettings, key: &str, value: &str) -> Result<b
         "CACHE_QUERY_PORT" => s.cache_query_port = parse_port(value)?,
         "HTTP_INTERFACE" => s.http_interface = text(),
         "HTTP_PORT" => s.http_port = parse_port(value)?,
-        "HTTP_HTPASSWD_FILE" => s.http_htpasswd_file = (!value.is_empty()).then(|| value.into()),
+        // Unset, as carbon prints an unset key: empty or None.
+        "HTTP_HTPASSWD_FILE" => s.http_htpasswd_file = (!value.is_empty() && value != "None").then(|| value.into()),
         "HTTP_THREADS" => s.http_threads = positive(value)?,
         "HTTP_MAX_REQUESTS" => s.http_max_requests = positive(value)?,
         "HTTP_TIMEOUT" => s.http_timeout = Duration::from_secs(parse_seconds(value)?.max(1)),

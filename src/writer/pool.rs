@@ -46,6 +46,8 @@ pub struct WriterSetup {
     pub registry: Arc<Registry>,
     /// Most files kept open.
     pub open_files_max: usize,
+    /// The metric index: every name this writer caches or creates is added to it.
+    pub index: Option<crate::index::Index>,
 }
 
 struct Ids {
@@ -63,7 +65,8 @@ pub const WRITER_COUNTERS: [&str; 1] = ["pointsTooOld"];
 
 /// Runs one writer until the ingest side is done and every point it owns is written.
 pub fn run(setup: WriterSetup) {
-    let WriterSetup { writer_idx, n_writers, handoff, config, queries, ingest_done, registry, open_files_max } = setup;
+    let WriterSetup { writer_idx, n_writers, handoff, config, queries, ingest_done, registry, open_files_max, index } =
+        setup;
     let n_shards = handoff.config().n_shards;
     let shards: Vec<usize> = (0..n_shards).filter(|s| s % n_writers == writer_idx).collect();
     let (settings, strategy) = {
@@ -97,17 +100,24 @@ pub fn run(setup: WriterSetup) {
         name: Vec::new(),
         errors_logged: 0,
         shutdown_rate_set: false,
+        index,
     };
+    let mut new_names = Vec::new();
     loop {
         let done = ingest_done.load(Ordering::Acquire);
         if done && !w.shutdown_rate_set {
             let rate = settings.max_updates_per_second_on_shutdown.unwrap_or(settings.max_updates_per_second);
             let now = w.now_s();
             w.updates.set_per_second(rate, now);
+            // At a clean stop nothing accepted may be lost: metrics whose create was throttled
+            // are created now, whatever MAX_CREATES_PER_MINUTE says (carbon would drop them).
+            w.creates.set_per_second(f64::INFINITY, now);
             w.shutdown_rate_set = true;
         }
         let moved: u64 =
             shards.iter().zip(caches.iter_mut()).map(|(&s, c)| w.handoff.drain_into(s, c, BATCHES_PER_TURN)).sum();
+        caches.iter_mut().for_each(|c| c.take_new_names(&mut new_names));
+        w.index_names(&mut new_names);
         serve_queries(&caches, &queries, QUERIES_PER_TURN);
         let written = w.write_some(&mut caches);
         let pending: u64 = caches.iter().map(ShardCache::len_points).sum();
@@ -152,6 +162,7 @@ struct Writer {
     name: Vec<u8>,
     errors_logged: u64,
     shutdown_rate_set: bool,
+    index: Option<crate::index::Index>,
 }
 
 enum Outcome {
@@ -163,6 +174,19 @@ enum Outcome {
 }
 
 impl Writer {
+    /// Adds names first cached (or created) to the index, so that they are findable before
+    /// their file exists; empties `names`.
+    fn index_names(&self, names: &mut Vec<Box<[u8]>>) {
+        if let Some(index) = &self.index {
+            for raw in names.iter() {
+                if let Ok(valid) = crate::protocol::name::validate(raw) {
+                    index.insert(&valid.canonical());
+                }
+            }
+        }
+        names.clear();
+    }
+
     fn now_s(&self) -> f64 {
         self.clock.elapsed().as_secs_f64()
     }
@@ -243,6 +267,9 @@ impl Writer {
                 return self.fail(name, "create failed", Some(e));
             }
             self.counters.incr(self.ids.creates);
+            if let Some(index) = &self.index {
+                index.insert(&metric.canonical());
+            }
         }
         self.wait_update_token();
         let started = Instant::now();

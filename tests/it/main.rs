@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli;
+mod http;
 mod reference_cli;
 mod reference_statsd;
 mod reference_whisper;

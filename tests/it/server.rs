@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 
 use carbyne::whisper::Whisper;
 
-struct Appliance {
-    child: Child,
-    dir: tempfile::TempDir,
-    line: SocketAddr,
+pub(crate) struct Appliance {
+    pub(crate) child: Child,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) line: SocketAddr,
     pickle: SocketAddr,
     udp: Option<SocketAddr>,
     statsd_udp: Option<SocketAddr>,
     statsd_tcp: Option<SocketAddr>,
     statsd_admin: Option<SocketAddr>,
+    pub(crate) http: Option<SocketAddr>,
     output: std::sync::mpsc::Receiver<String>,
 }
 
@@ -27,7 +28,7 @@ const SCHEMAS: &str =
 impl Appliance {
     /// Starts the binary with `[cache]` settings `extra` added to the test's carbon.conf; after
     /// a `[statsd]` line, `extra` is that section's.
-    fn start(extra: &str) -> Appliance {
+    pub(crate) fn start(extra: &str) -> Appliance {
         let (extra, statsd) = extra.split_once("[statsd]\n").unwrap_or((extra, ""));
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("whisper").display().to_string();
@@ -42,6 +43,7 @@ impl Appliance {
             ("CARBON_METRIC_INTERVAL", "1"),
             ("UDP_RECEIVE_BUFFER", "8388608"),
             ("STATSD_INTERFACE", "127.0.0.1"),
+            ("HTTP_INTERFACE", "127.0.0.1"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -87,18 +89,19 @@ impl Appliance {
             statsd_udp: addr("statsd-udp="),
             statsd_tcp: addr("statsd-tcp="),
             statsd_admin: addr("statsd-admin="),
+            http: addr("http="),
             child,
             dir,
             output,
         }
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.path().join("whisper")
     }
 
     /// SIGTERM, then wait (bounded) for a clean exit.
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -124,7 +127,7 @@ impl Drop for Appliance {
 
 /// Sends `payload` on one connection, half-closes, and waits until the server closes: then
 /// everything sent was read.
-fn send_tcp(addr: SocketAddr, payload: &[u8]) {
+pub(crate) fn send_tcp(addr: SocketAddr, payload: &[u8]) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(payload).unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
@@ -152,7 +155,7 @@ fn pickle_frame(points: &[(&str, i64, f64)]) -> Vec<u8> {
     framed
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 

@@ -253,7 +253,7 @@ fn moving(ctx: &Ctx<'_>, args: &Args<'_>, func: Option<&'static str>) -> Result<
         work = work.saturating_add((outputs as u64).saturating_mul(per_output));
         if work > WINDOW_WORK_MAX {
             return Err(RenderError::bad(format!(
-                "{}: windows of {w} points over {} points are more work than a request may do",
+                "{}: windows of {w} points over {} points are more work than one call may do",
                 args.name,
                 s.values.len()
             )));

@@ -1,0 +1,216 @@
+//! Sending a statsd workload over UDP: one thread and one connected socket per sender, each
+//! sending its own lines ([`DatagramSource`]) as datagrams, flat out or paced, with a progress
+//! line each second on the calling thread and every sender's counts at the end.
+//!
+//! **Sent** means the kernel took the datagram (`send` returned its whole length). UDP has no
+//! acknowledgement, so whether the server received a datagram is for the server's own counters to
+//! say (etsy's `statsd.metrics_received` counts lines, `statsd.packets_received` datagrams); the
+//! report gives the exact totals to compare them with.
+//!
+//! **Errors.** A failed `send` loses that datagram: it is counted (`send_errors`, and its lines in
+//! `lines_not_sent`) and the sender goes on with the next one. On Linux the usual ones are
+//! `ECONNREFUSED` (the kernel's report of an ICMP port unreachable for an earlier datagram: nobody
+//! listens on the target) and `ENOBUFS`. Only `EINTR` is retried.
+//!
+//! **Pacing** (open loop): a sender's share of `--rate` is proportional to its lines; a datagram
+//! leaves when its last line is due (see [`Pacer`]), so at a low rate datagrams stay full instead
+//! of leaving one line at a time.
+
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::pacer::Pacer;
+use crate::progress::Progress;
+use crate::run::collect;
+use crate::sender::pace_sleep;
+use crate::statsd::{lines_of_sender, DatagramSource, KindCounts, StatsdWorkload, DATAGRAM_BYTES_MAX};
+use crate::statsd_report::{StatsdInfo, StatsdReport};
+
+/// Most sender threads one run may start.
+pub const SENDERS_MAX: usize = 1024;
+
+/// Datagrams a sender sends between two updates of the shared progress counters, so that several
+/// senders do not fight over one cache line a million times a second.
+const PROGRESS_EVERY: u64 = 256;
+
+/// How to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpConfig {
+    /// Sender threads, each with its own socket; 1 ..= `SENDERS_MAX`.
+    pub n_senders: usize,
+    /// Lines in the whole run; `None` sends until the deadline (which must then be set).
+    pub n_lines: Option<u64>,
+    /// Lines per second for all senders together; `None` is closed loop.
+    pub rate_per_s: Option<f64>,
+    /// Stop sending this long after the start; `None` sends every line.
+    pub deadline: Option<Duration>,
+    /// No progress lines on stderr.
+    pub quiet: bool,
+}
+
+/// Why a sender stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpStop {
+    /// Every line of its share was sent or lost to a send error.
+    AllSent,
+    /// The deadline passed first.
+    Deadline,
+}
+
+/// One sender's results.
+#[derive(Debug, Default)]
+pub struct SenderReport {
+    /// Lines in datagrams the kernel took.
+    pub lines_sent: u64,
+    /// `lines_sent` by kind.
+    pub lines_by_kind: KindCounts,
+    /// Datagrams the kernel took.
+    pub datagrams_sent: u64,
+    /// Bytes in those datagrams.
+    pub bytes_sent: u64,
+    /// Datagrams whose `send` failed.
+    pub send_errors: u64,
+    /// Lines in those datagrams.
+    pub lines_not_sent: u64,
+    /// The first send error, for the report.
+    pub first_error: Option<io::Error>,
+    /// Why it stopped; `None` only while running.
+    pub stop: Option<UdpStop>,
+    /// From the common start to the end of its last send.
+    pub send_elapsed: Duration,
+}
+
+/// Opens `n` UDP sockets on an ephemeral port of the target's address family, each connected
+/// to `target` (so `send` needs no address, and the kernel reports refusals).
+pub fn bind_all(target: SocketAddr, n: usize) -> io::Result<Vec<UdpSocket>> {
+    let any: SocketAddr = match target {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    (0..n)
+        .map(|_| {
+            let socket = UdpSocket::bind(any)?;
+            socket.connect(target)?;
+            Ok(socket)
+        })
+        .collect()
+}
+
+/// Sends `workload` to `target` from `cfg.n_senders` threads. Fails only if a socket cannot be
+/// opened; send errors are counted in the report.
+pub fn run(target: SocketAddr, workload: &StatsdWorkload, cfg: &UdpConfig) -> io::Result<StatsdReport> {
+    assert!((1..=SENDERS_MAX).contains(&cfg.n_senders), "{} senders", cfg.n_senders);
+    assert!(cfg.n_lines.is_some() || cfg.deadline.is_some(), "a run needs a line count or a deadline");
+    let sockets = bind_all(target, cfg.n_senders)?;
+    let n_senders = cfg.n_senders as u64;
+    let progress = Progress::default();
+    let clock = Instant::now();
+    let (tx, rx) = mpsc::channel();
+    let senders = thread::scope(|scope| {
+        for (sender_idx, socket) in sockets.into_iter().enumerate() {
+            let idx = sender_idx as u64;
+            let source = DatagramSource::new(workload, idx, n_senders, cfg.n_lines);
+            let share = cfg.rate_per_s.map(|rate| match (lines_of_sender(idx, n_senders, cfg.n_lines), cfg.n_lines) {
+                (Some(mine), Some(all)) if all > 0 => rate * mine as f64 / all as f64,
+                _ => rate / n_senders as f64,
+            });
+            let (tx, progress) = (tx.clone(), &progress);
+            let sending = Sending { socket, pacer: Pacer::new(share), deadline: cfg.deadline, clock, progress };
+            scope.spawn(move || {
+                let report = sending.run(source);
+                // The receiver outlives every sender inside this scope.
+                let _ = tx.send((sender_idx, report));
+            });
+        }
+        drop(tx);
+        collect(&rx, cfg.n_senders, &progress, clock, cfg.quiet, "lines")
+    });
+    Ok(StatsdReport::new(StatsdInfo::new(target, workload, cfg), senders))
+}
+
+/// One sender's socket and schedule.
+struct Sending<'a> {
+    socket: UdpSocket,
+    pacer: Pacer,
+    deadline: Option<Duration>,
+    /// The common start of all senders.
+    clock: Instant,
+    progress: &'a Progress,
+}
+
+impl Sending<'_> {
+    /// Sends every datagram of `source`, or until the deadline.
+    fn run(self, mut source: DatagramSource<'_>) -> SenderReport {
+        let mut report = SenderReport::default();
+        let mut buf = Vec::with_capacity(DATAGRAM_BYTES_MAX);
+        // Lines sent or lost to errors: the schedule counts both.
+        let mut n_attempted = 0u64;
+        let (mut unpublished_lines, mut unpublished_bytes) = (0u64, 0u64);
+        let stop = loop {
+            let mut kinds = KindCounts::default();
+            let n_lines = source.fill(&mut buf, &mut kinds) as u64;
+            if n_lines == 0 {
+                break UdpStop::AllSent;
+            }
+            if !self.wait_until_due(n_attempted + n_lines) {
+                break UdpStop::Deadline;
+            }
+            n_attempted += n_lines;
+            match send(&self.socket, &buf) {
+                Ok(()) => {
+                    report.lines_sent += n_lines;
+                    report.datagrams_sent += 1;
+                    report.bytes_sent += buf.len() as u64;
+                    for (total, n) in report.lines_by_kind.iter_mut().zip(kinds) {
+                        *total += n;
+                    }
+                    unpublished_lines += n_lines;
+                    unpublished_bytes += buf.len() as u64;
+                }
+                Err(err) => {
+                    report.send_errors += 1;
+                    report.lines_not_sent += n_lines;
+                    report.first_error.get_or_insert(err);
+                }
+            }
+            if (report.datagrams_sent + report.send_errors) % PROGRESS_EVERY == 0 {
+                self.progress.add(std::mem::take(&mut unpublished_lines), std::mem::take(&mut unpublished_bytes));
+            }
+        };
+        self.progress.add(unpublished_lines, unpublished_bytes);
+        report.stop = Some(stop);
+        report.send_elapsed = self.clock.elapsed();
+        report
+    }
+
+    /// Waits until the first `n_due` lines are due; false if the deadline comes first.
+    fn wait_until_due(&self, n_due: u64) -> bool {
+        loop {
+            let elapsed = self.clock.elapsed();
+            if self.deadline.is_some_and(|deadline| elapsed >= deadline) {
+                return false;
+            }
+            let n_before = n_due.saturating_sub(1);
+            if self.pacer.allowance(elapsed, n_before) > 0 {
+                return true;
+            }
+            pace_sleep(self.pacer, n_before, elapsed, self.deadline);
+        }
+    }
+}
+
+/// Sends one datagram, retrying only on `EINTR`. A datagram goes whole or not at all; a short
+/// count would be a kernel bug, reported as an error all the same.
+fn send(socket: &UdpSocket, datagram: &[u8]) -> io::Result<()> {
+    loop {
+        match socket.send(datagram) {
+            Ok(n) if n == datagram.len() => return Ok(()),
+            Ok(n) => return Err(io::Error::other(format!("short UDP send: {n} of {} bytes", datagram.len()))),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+}

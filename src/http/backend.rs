@@ -1,0 +1,50 @@
+//! The data behind the HTTP API in a running server: the metric index for globs, whisper
+//! files for values, and the writers' caches for points not yet written.
+
+use super::{Finder, FoundNode};
+use crate::index::Index;
+use crate::render::store::{read_metric, CacheClient, Files};
+use crate::render::{RenderError, Series, Store};
+
+/// Index + files + caches.
+#[derive(Debug, Clone)]
+pub struct DiskBackend {
+    /// The metric index.
+    pub index: Index,
+    /// Where the files are.
+    pub files: Files,
+    /// The writers, asked for cached points.
+    pub cache: CacheClient,
+}
+
+fn find_error(e: crate::index::IndexError) -> RenderError {
+    RenderError::bad(e.to_string())
+}
+
+impl Store for DiskBackend {
+    fn find_leaves(&self, pattern: &str, limit: usize) -> Result<Vec<String>, RenderError> {
+        // Branches count against the index's limit too: ask for room for both.
+        let nodes = self.index.find(pattern, limit.saturating_mul(2)).map_err(find_error)?;
+        let mut leaves: Vec<String> = nodes.into_iter().filter(|n| n.is_leaf).map(|n| n.path).collect();
+        leaves.sort();
+        leaves.dedup();
+        Ok(leaves)
+    }
+
+    fn fetch(&self, path: &str, from: i64, until: i64, now: i64) -> Result<Option<Series>, RenderError> {
+        let Some(file) = self.files.path_of(path) else { return Ok(None) };
+        let cached = self.cache.points(path);
+        read_metric(path, &file, from, until, now, &cached)
+    }
+}
+
+impl Finder for DiskBackend {
+    fn find(&self, pattern: &str, limit: usize) -> Result<Vec<FoundNode>, RenderError> {
+        let nodes = self.index.find(pattern, limit).map_err(find_error)?;
+        Ok(nodes.into_iter().map(|n| FoundNode { path: n.path, is_leaf: n.is_leaf }).collect())
+    }
+
+    fn all_leaves(&self, limit: usize) -> Result<Vec<String>, RenderError> {
+        self.find_leaves("**", limit)
+    }
+}
