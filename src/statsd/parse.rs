@@ -99,6 +99,11 @@ fn push_tag(tag: &str, sanitize: bool, key: &mut String) {
 /// etsy's keyNameSanitize: whitespace runs become one `_`, `/` becomes `-`, and everything but
 /// `[a-zA-Z0-9_\-.;=]` is removed.
 pub fn sanitize_into(raw: &str, out: &mut String) {
+    // The common case, a key that needs no change, in one copy.
+    if raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b';' | b'=')) {
+        out.push_str(raw);
+        return;
+    }
     let mut in_space = false;
     for c in raw.chars() {
         if is_js_space(c) {
@@ -127,21 +132,23 @@ fn parse_part(part: &str) -> Option<Sample<'_>> {
         Some(field) => Some(sample_rate(field)?),
         None => None,
     };
+    // `is_number` is `Number()` not NaN on a non-empty string: parse once, test the result.
+    let number = if kind == "s" { f64::NAN } else { js_number(value) };
+    let is_number = !value.is_empty() && !number.is_nan();
     let valid = match kind {
         "s" => true,
-        "g" => is_number(value),
-        "ms" => is_number(value) && js_number(value) >= 0.0,
-        _ => is_number(value),
+        "ms" => is_number && number >= 0.0,
+        _ => is_number,
     };
     if !valid {
         return None;
     }
     let inverse_rate = 1.0 / rate.unwrap_or(1.0);
     Some(match js_trim(kind) {
-        "ms" => Sample::Timer { value: js_number(value), count: inverse_rate },
-        "g" => Sample::Gauge { value: js_number(value), delta: value.starts_with(['+', '-']) },
+        "ms" => Sample::Timer { value: number, count: inverse_rate },
+        "g" => Sample::Gauge { value: number, delta: value.starts_with(['+', '-']) },
         "s" => Sample::Set(if value.is_empty() { "0" } else { value }),
-        _ => Sample::Counter(js_number(value) * inverse_rate),
+        _ => Sample::Counter(number * inverse_rate),
     })
 }
 
