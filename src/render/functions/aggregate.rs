@@ -141,6 +141,42 @@ pub fn py_max(mut values: impl Iterator<Item = f64>) -> Option<f64> {
     Some(values.fold(first, |m, v| if v > m { v } else { m }))
 }
 
+/// graphite-web's `_getPercentile` (NIST method) of the non-null `points`: None without any.
+/// graphite-web indexes its sorted list with Python's rules, so a rank just below 0 wraps to
+/// the end; a rank outside the list is an IndexError there and `Err` here.
+pub(crate) fn percentile(points: &[Option<f64>], n: f64, interpolate: bool) -> Result<Option<f64>, ()> {
+    let mut sorted: Vec<f64> = points.iter().flatten().copied().collect();
+    if sorted.is_empty() {
+        return Ok(None);
+    }
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let len = sorted.len() as i64;
+    let fractional_rank = (n / 100.0) * (len as f64 + 1.0);
+    if !fractional_rank.is_finite() || fractional_rank.abs() >= 9.0e18 {
+        return Err(());
+    }
+    let mut rank = fractional_rank.trunc() as i64;
+    let rank_fraction = fractional_rank - rank as f64;
+    if !interpolate {
+        rank += rank_fraction.ceil() as i64;
+    }
+    let at = |i: i64| -> Result<f64, ()> {
+        let i = if i < 0 { i + len } else { i };
+        usize::try_from(i).ok().and_then(|i| sorted.get(i).copied()).ok_or(())
+    };
+    let mut value = if rank == 0 {
+        sorted[0]
+    } else if rank - 1 == len {
+        sorted[sorted.len() - 1]
+    } else {
+        at(rank - 1)?
+    };
+    if interpolate && rank != len {
+        value += rank_fraction * (at(rank)? - value);
+    }
+    Ok(Some(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,7 @@
 //! two seconds of one core) is a 400. Percentiles outside what graphite-web can index, NaN
 //! arguments and negative windows are 400s too.
 
-use super::aggregate::{py_sum, Agg};
+use super::aggregate::{percentile, py_sum, Agg};
 use super::transform::{agg_named, g, interval_seconds, py_round, py_str, retitle, tag, xff};
 use super::{FunctionSpec, Param, ParamKind};
 use crate::pyfmt::py_repr;
@@ -275,11 +275,23 @@ fn moving(ctx: &Ctx<'_>, args: &Args<'_>, func: Option<&'static str>) -> Result<
         tag(s, &tag_name, window.tag());
         let name = window.name(&tag_name, &s.name);
         retitle(s, name);
+        let end = s.end;
         s.start += preview;
         s.values = values;
-        s.end = s.start + s.step * s.values.len() as i64;
+        keep_shown(s, end);
     }
     Ok(list)
+}
+
+/// Keeps the values graphite-web shows of a series it moved forward by a look-back but whose
+/// `end` it left alone: those with a timestamp in [start, end] (its JSON pairs values with
+/// `range(start, end + 1, step)`). They are all of them unless the look-back is not a whole
+/// number of this series' windows (a list of mixed steps, an interval that is not a multiple of
+/// the step): then the rest would lie past the request's window.
+fn keep_shown(s: &mut Series, end: i64) {
+    let shown = if end < s.start { 0 } else { (end - s.start) / s.step + 1 };
+    s.values.truncate(usize::try_from(shown).unwrap_or(usize::MAX));
+    s.end = s.start + s.step * s.values.len() as i64;
 }
 
 fn moving_window(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, RenderError> {
@@ -334,51 +346,16 @@ fn exponential_moving_average(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Seri
         tag(s, "exponentialMovingAverage", window.tag());
         let name = window.name("exponentialMovingAverage", &s.name);
         retitle(s, name);
+        let end = s.end;
         s.start += preview;
         s.values = values;
-        s.end = s.start + s.step * s.values.len() as i64;
+        keep_shown(s, end);
     }
     Ok(list)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Percentiles and thresholds.
-
-/// graphite-web's `_getPercentile` (NIST method) of the non-null `points`: None without any.
-/// graphite-web indexes its sorted list with Python's rules, so a rank just below 0 wraps to
-/// the end; a rank outside the list is an IndexError there and `Err` here.
-pub(crate) fn percentile(points: &[Option<f64>], n: f64, interpolate: bool) -> Result<Option<f64>, ()> {
-    let mut sorted: Vec<f64> = points.iter().flatten().copied().collect();
-    if sorted.is_empty() {
-        return Ok(None);
-    }
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let len = sorted.len() as i64;
-    let fractional_rank = (n / 100.0) * (len as f64 + 1.0);
-    if !fractional_rank.is_finite() || fractional_rank.abs() >= 9.0e18 {
-        return Err(());
-    }
-    let mut rank = fractional_rank.trunc() as i64;
-    let rank_fraction = fractional_rank - rank as f64;
-    if !interpolate {
-        rank += rank_fraction.ceil() as i64;
-    }
-    let at = |i: i64| -> Result<f64, ()> {
-        let i = if i < 0 { i + len } else { i };
-        usize::try_from(i).ok().and_then(|i| sorted.get(i).copied()).ok_or(())
-    };
-    let mut value = if rank == 0 {
-        sorted[0]
-    } else if rank - 1 == len {
-        sorted[sorted.len() - 1]
-    } else {
-        at(rank - 1)?
-    };
-    if interpolate && rank != len {
-        value += rank_fraction * (at(rank)? - value);
-    }
-    Ok(Some(value))
-}
 
 /// The `n` argument of the percentile functions: a number, not 0 (graphite-web asserts it).
 fn percent_arg(args: &Args<'_>) -> Result<f64, RenderError> {
@@ -610,6 +587,18 @@ pub(super) mod tests {
             "{target}: {:?}",
             s.values
         );
+    }
+
+    #[test]
+    fn a_look_back_of_the_slowest_series_shows_nothing_past_the_window() {
+        // The look-back is 2 points of `slow` (240 s), 4 of long.x's: graphite-web moves
+        // long.x's start by 240 s but keeps its end, so it shows 11 of the 12 windows (it once
+        // showed all 12 here, the last past the request's window).
+        let got = store().eval("movingSum(group(long.x, slow), 2)", 540, 1140, 2000).unwrap();
+        let s = &got[0];
+        assert_eq!((s.name.as_str(), s.start, s.step, s.end), ("movingSum(long.x,2)", 600, 60, 1260));
+        let want = [13., 15., 17., 19., 21., 23., 12., 14., 29., 31., 33.];
+        assert_eq!(s.values, want.map(Some));
     }
 
     #[test]

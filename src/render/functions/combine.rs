@@ -33,7 +33,7 @@ use std::borrow::Cow;
 
 use indexmap::IndexMap;
 
-use super::aggregate::Agg;
+use super::aggregate::{percentile, Agg};
 use super::normalize::{aggregated_tags, combined, default_tags, format_path_expressions, normalize, xff_allows};
 use super::{FunctionSpec, Param, ParamKind};
 use crate::render::eval::{Args, Ctx};
@@ -916,38 +916,6 @@ fn multiply_series_with_wildcards(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<
 // ---------------------------------------------------------------------------------------------
 // percentileOfSeries
 // ---------------------------------------------------------------------------------------------
-
-/// graphite-web's `_getPercentile` (NIST's method): the value at rank `n/100 × (len + 1)`,
-/// rounded up unless `interpolate`, which moves toward the next value by the rank's fraction.
-/// Err where graphite-web's index runs past the values (`n` over 100; `n` = 100 with
-/// `interpolate`).
-fn percentile(row: &[Option<f64>], n: f64, interpolate: bool) -> std::result::Result<Option<f64>, ()> {
-    let mut sorted: Vec<f64> = row.iter().flatten().copied().collect();
-    if sorted.is_empty() {
-        return Ok(None);
-    }
-    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    let len = sorted.len() as i64;
-    let fractional_rank = (n / 100.0) * (len + 1) as f64;
-    let mut rank = fractional_rank as i64;
-    let rank_fraction = fractional_rank - rank as f64;
-    if !interpolate {
-        rank += rank_fraction.ceil() as i64;
-    }
-    let at = |i: i64| usize::try_from(i).ok().and_then(|i| sorted.get(i).copied()).ok_or(());
-    let mut value = if rank == 0 {
-        sorted[0]
-    } else if rank - 1 == len {
-        sorted[sorted.len() - 1]
-    } else {
-        at(rank - 1)?
-    };
-    if interpolate && rank != len {
-        let next = at(rank)?;
-        value += rank_fraction * (next - value);
-    }
-    Ok(Some(value))
-}
 
 fn percentile_of_series(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>> {
     let series = args.series(ctx, 0, "seriesList")?;
