@@ -4,7 +4,9 @@
 mod cli;
 mod http;
 mod reference_cli;
+mod reference_render;
 mod reference_statsd;
 mod reference_whisper;
+mod rng;
 mod server;
 mod whisper_model;

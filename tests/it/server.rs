@@ -96,6 +96,13 @@ impl Appliance {
         }
     }
 
+    /// Starts the binary as [`Appliance::start`] does, but on the pre-populated data directory
+    /// `data` (its LOCAL_DATA_DIR) instead of an empty one in the temp dir. [`Appliance::data`]
+    /// still names the temp dir's, unused, directory.
+    pub(crate) fn start_on(data: &Path, extra: &str) -> Appliance {
+        Appliance::start(&format!("LOCAL_DATA_DIR = {}\n{extra}", data.display()))
+    }
+
     pub(crate) fn data(&self) -> PathBuf {
         self.dir.path().join("whisper")
     }

@@ -30,9 +30,11 @@ plus "error" (the exception's class and message) when a view raised, which Djang
 a 500 page.
 """
 
+import atexit
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -60,6 +62,7 @@ FUNCTION_PLUGINS = []
 def setup(whisper_dir):
     """Writes the local settings, starts Django and creates the (in-memory) tables."""
     tmp = tempfile.mkdtemp(prefix="carbyne-graphite-web-")
+    atexit.register(shutil.rmtree, tmp, True)
     os.makedirs(os.path.join(tmp, "log"))
     name = "carbyne_graphite_local_settings"
     with open(os.path.join(tmp, name + ".py"), "w") as f:
