@@ -276,10 +276,11 @@ fn minimum_below(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, RenderEr
 /// graphite-web's `highest`/`lowest`: sort by the aggregate (stable, None lowest), keep `n`.
 fn ranked(ctx: &Ctx<'_>, args: &Args<'_>, agg: Option<Agg>, highest: bool) -> Result<Vec<Series>, RenderError> {
     let mut list = args.series(ctx, 0, "seriesList")?;
-    let n = args.int_or(1, "n", 1)?;
-    let agg = match agg {
-        Some(agg) => agg,
-        None => agg_arg(args, 2, "func", Some("average"))?,
+    // `highest` and `lowest` default n to 1; the named rankings (`highestAverage`...) require
+    // it, as their spec says and graphite-web 1.1.8 does (a missing n is a TypeError there).
+    let (n, agg) = match agg {
+        Some(agg) => (args.int(1, "n")?, agg),
+        None => (args.int_or(1, "n", 1)?, agg_arg(args, 2, "func", Some("average"))?),
     };
     sort_by_key(&mut list, |s| agg.apply(&s.values), highest);
     list.truncate(py_prefix_len(list.len(), n));
@@ -503,5 +504,8 @@ pub(super) mod tests {
         fails("filterSeries(s.*, 'nope', '>', 1)", "unsupported aggregation");
         fails("limit(s.*, 'x')", "integer");
         fails("grep(s.*, '(?=a)')", "look-ahead");
+        // Only highest/lowest default n to 1 (these once did too; graphite-web 1.1.8 fails).
+        fails("highestAverage(s.*)", "n is missing");
+        fails("lowestCurrent(s.*)", "n is missing");
     }
 }
