@@ -186,6 +186,8 @@ impl Server {
             max_pickle_frame_bytes: config.cache.pickle_receiver_max_length as usize,
             timestamp_resolution: config.cache.min_timestamp_resolution,
         };
+        // CARBON_METRIC_INTERVAL = 0 turns the self-metrics off, as in carbon.
+        let self_metrics_on = config.cache.carbon_metric_interval > 0;
         let interval = Duration::from_secs(config.cache.carbon_metric_interval.max(1));
         let prefix = agent_prefix(&config.cache.carbon_metric_prefix, &hostname(), &config.cache.instance);
         let open_files = tuning.writer_open_files;
@@ -274,7 +276,11 @@ impl Server {
             udp_sockets,
             statsd_udp_sockets,
         };
-        let telemetry = Some(std::thread::Builder::new().name("telemetry".into()).spawn(move || telemetry.run())?);
+        let telemetry = if self_metrics_on {
+            Some(std::thread::Builder::new().name("telemetry".into()).spawn(move || telemetry.run())?)
+        } else {
+            None
+        };
         let http = {
             let c = config.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             start_http(&c, overrides.ephemeral_ports, index, CacheClient::new(queries.clone(), n_shards))?

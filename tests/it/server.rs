@@ -460,6 +460,15 @@ fn statsd_admin_sees_what_the_ingest_threads_hold_and_deletes() {
 }
 
 #[test]
+fn a_self_metric_interval_of_zero_turns_self_metrics_off() {
+    let mut app = Appliance::start("CARBON_METRIC_INTERVAL = 0\n");
+    send_tcp(app.line, format!("some.metric 1 {}\n", now() - 10).as_bytes());
+    app.stop();
+    assert_eq!(points_of(&app.data(), "some.metric").len(), 1);
+    assert!(!app.data().join("carbon").exists(), "no carbon.agents.* files");
+}
+
+#[test]
 fn throttled_creates_keep_their_points_until_created() {
     let mut app = Appliance::start("MAX_CREATES_PER_MINUTE = 600\n");
     let t0 = now() - 600;
