@@ -1,6 +1,6 @@
-//! Loom models of the hand-off protocol and the size accounting (`--cfg loom` only).
+//! Loom models of the hand-off protocol and the size accounting (`--cfg carbyne_loom` only).
 //!
-//! Run: `RUSTFLAGS="--cfg loom" cargo test --release --lib cache::loom_tests`
+//! Run: `RUSTFLAGS="--cfg carbyne_loom" cargo test --release --lib cache::loom_tests`
 //!
 //! Loom explores every interleaving of the atomics and locks in `sync.rs` (up to the
 //! preemption bound below). The shard queues are a `Mutex<VecDeque>` model with `ArrayQueue`'s

@@ -35,7 +35,7 @@
 //! checks the protocol. Check it with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test --release --lib cache::loom_tests
+//! RUSTFLAGS="--cfg carbyne_loom" cargo test --release --lib cache::loom_tests
 //! ```
 //!
 //! Decisions worth knowing:
@@ -58,9 +58,9 @@ mod shard_cache;
 mod size;
 mod sync;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, carbyne_loom))]
 mod loom_tests;
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(carbyne_loom)))]
 mod tests;
 
 pub use batch::Batch;
