@@ -171,6 +171,12 @@ fn bad_requests_are_400_with_a_message_never_500() {
     assert_eq!(http(api, "GET", &format!("/metrics/find?query={}", enc(&"{a,b}".repeat(30))), &[], b"").0, 400);
     let (status, _, _) = http(api, "GET", "/render?target=constantLine(1)&format=json&jsonp=alert(1)%3B", &[], b"");
     assert_eq!(status, 400, "a jsonp callback that is not a name");
+    // Bad encodings and enormous ranges: an answer, never a 500.
+    for path in ["/render?target=%FF%FE.%C0", "/metrics/find?query=%C0%AF.*", "/render?target=sumSeries(**)&from=-100y"]
+    {
+        let (status, _, body) = http(api, "GET", path, &[], b"");
+        assert!(status == 200 || status == 400, "{path}: {status} {}", String::from_utf8_lossy(&body));
+    }
     app.stop();
 }
 
