@@ -16,6 +16,14 @@ pub const NAMES_LIMIT_MAX: usize = 1 << 20;
 /// A question for a writer; each carries the channel its answer goes back on.
 #[derive(Debug)]
 pub enum CacheQuery {
+    /// The cached points of several metrics (one round trip for a whole glob), each sorted
+    /// by timestamp, deduplicated; in the order asked.
+    PointsMany {
+        /// The metrics (all of this writer's shards).
+        names: Vec<Box<[u8]>>,
+        /// Where the answer goes.
+        reply: flume::Sender<Vec<Vec<(i64, f64)>>>,
+    },
     /// The cached points of one metric, sorted by timestamp, deduplicated.
     Points {
         /// The metric.
@@ -64,6 +72,12 @@ impl CacheQuery {
         (Self::Points { name: name.into(), reply }, answer)
     }
 
+    /// A `PointsMany` question and the receiver of its answer.
+    pub fn points_many(names: Vec<Box<[u8]>>) -> (Self, flume::Receiver<Vec<Vec<(i64, f64)>>>) {
+        let (reply, answer) = flume::bounded(1);
+        (Self::PointsMany { names, reply }, answer)
+    }
+
     /// A `NamesWithPrefix` question and the receiver of its answer.
     pub fn names_with_prefix(prefix: &[u8], limit: usize) -> (Self, flume::Receiver<NamesAnswer>) {
         let (reply, answer) = flume::bounded(1);
@@ -90,18 +104,42 @@ pub fn serve_queries(caches: &[ShardCache], queries: &flume::Receiver<CacheQuery
     answered
 }
 
+/// Waits up to `timeout` for a question (instead of sleeping, so that an idle writer answers at
+/// once), then answers it and up to `max_queries - 1` more waiting ones. Returns how many were
+/// answered.
+pub fn wait_and_serve_queries(
+    caches: &[ShardCache],
+    queries: &flume::Receiver<CacheQuery>,
+    max_queries: usize,
+    timeout: std::time::Duration,
+) -> usize {
+    match queries.recv_timeout(timeout) {
+        Ok(query) => {
+            answer(caches, query);
+            1 + serve_queries(caches, queries, max_queries.saturating_sub(1))
+        }
+        Err(_) => 0,
+    }
+}
+
 /// Answers one question; a send error means the asker gave up, which is its right.
 fn answer(caches: &[ShardCache], query: CacheQuery) {
+    let points_of = |name: &[u8]| {
+        let mut points = Vec::new();
+        if let Some(first) = caches.first() {
+            let shard_idx = shard_of(name, first.n_shards());
+            if let Some(cache) = caches.iter().find(|c| c.shard_idx() == shard_idx) {
+                cache.query_into(name, &mut points);
+            }
+        }
+        points
+    };
     match query {
         CacheQuery::Points { name, reply } => {
-            let mut points = Vec::new();
-            if let Some(first) = caches.first() {
-                let shard_idx = shard_of(&name, first.n_shards());
-                if let Some(cache) = caches.iter().find(|c| c.shard_idx() == shard_idx) {
-                    cache.query_into(&name, &mut points);
-                }
-            }
-            let _ = reply.send(points);
+            let _ = reply.send(points_of(&name));
+        }
+        CacheQuery::PointsMany { names, reply } => {
+            let _ = reply.send(names.iter().map(|n| points_of(n)).collect());
         }
         CacheQuery::NamesWithPrefix { prefix, limit, reply } => {
             let limit = limit.min(NAMES_LIMIT_MAX);

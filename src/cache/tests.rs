@@ -417,6 +417,13 @@ fn queries_are_answered_by_message() {
     assert_eq!(names, NamesAnswer { names: vec![b"web.a"[..].into(), b"web.b"[..].into()], truncated: false });
     assert_eq!(a3.recv().unwrap(), CacheSizes { points: 6, metrics: 3 });
     assert_eq!(a4.recv().unwrap(), vec![]);
+
+    // Several metrics in one round trip, in the order asked; an idle writer answers at once.
+    let (q, a) = CacheQuery::points_many(vec![b"db.a"[..].into(), b"nothing"[..].into(), b"web.a"[..].into()]);
+    tx.send(q).unwrap();
+    assert_eq!(wait_and_serve_queries(&caches, &rx, 10, std::time::Duration::from_secs(5)), 1);
+    assert_eq!(a.recv().unwrap(), vec![vec![(10, 1.0), (20, 2.0)], vec![], vec![(10, 1.0), (20, 2.0)]]);
+    assert_eq!(wait_and_serve_queries(&caches, &rx, 10, std::time::Duration::from_millis(1)), 0);
 }
 
 // ---------------------------------------------------------------- stress

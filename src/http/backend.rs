@@ -36,6 +36,24 @@ impl Store for DiskBackend {
         let cached = self.cache.points(path);
         read_metric(path, &file, from, until, now, &cached)
     }
+
+    fn fetch_many(
+        &self,
+        paths: &[String],
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Vec<Option<Series>>, RenderError> {
+        let cached = self.cache.points_many(paths);
+        paths
+            .iter()
+            .zip(cached)
+            .map(|(path, cached)| match self.files.path_of(path) {
+                Some(file) => read_metric(path, &file, from, until, now, &cached),
+                None => Ok(None),
+            })
+            .collect()
+    }
 }
 
 impl Finder for DiskBackend {

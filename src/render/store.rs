@@ -51,6 +51,36 @@ impl CacheClient {
         answer.recv_timeout(CACHE_ANSWER_TIMEOUT).unwrap_or_default()
     }
 
+    /// The cached points of every name, in order: one question per writer for the lot.
+    pub fn points_many(&self, names: &[String]) -> Vec<Vec<(i64, f64)>> {
+        let mut out = vec![Vec::new(); names.len()];
+        if self.queries.is_empty() {
+            return out;
+        }
+        // Which writer owns each name; one PointsMany per writer with names.
+        let mut by_writer: Vec<Vec<usize>> = vec![Vec::new(); self.queries.len()];
+        for (i, name) in names.iter().enumerate() {
+            let shard = crate::cache::shard_of(name.as_bytes(), self.n_shards);
+            by_writer[shard % self.queries.len()].push(i);
+        }
+        let mut pending = Vec::new();
+        for (writer, idxs) in by_writer.into_iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+            let asked: Vec<Box<[u8]>> = idxs.iter().map(|&i| names[i].as_bytes().into()).collect();
+            let (query, answer) = CacheQuery::points_many(asked);
+            if self.queries[writer].send_timeout(query, CACHE_ANSWER_TIMEOUT).is_ok() {
+                pending.push((idxs, answer));
+            }
+        }
+        for (idxs, answer) in pending {
+            if let Ok(lists) = answer.recv_timeout(CACHE_ANSWER_TIMEOUT) {
+                for (i, points) in idxs.into_iter().zip(lists) {
+                    out[i] = points;
+                }
+            }
+        }
+        out
+    }
+
     /// Names of cached metrics (for the index: cached but not yet written).
     pub fn names(&self, limit: usize) -> Vec<String> {
         let mut out = Vec::new();

@@ -126,7 +126,9 @@ pub fn run(setup: WriterSetup) {
             break;
         }
         if written == 0 && moved == 0 {
-            std::thread::sleep(Duration::from_millis(if pending == 0 { 5 } else { 1 }));
+            // Idle: wait for a question rather than sleep, so that renders are answered at once.
+            let wait = Duration::from_millis(if pending == 0 { 5 } else { 1 });
+            crate::cache::wait_and_serve_queries(&caches, &queries, QUERIES_PER_TURN, wait);
         }
     }
     w.files.clear();
