@@ -66,7 +66,9 @@ mod tests;
 pub use batch::Batch;
 pub use config::{CacheConfig, CacheConfigError, MAX_NAME_BYTES, WRITER_SLACK_BATCHES};
 pub use handoff::{HandOff, HandOffStats, Producer, Refused};
-pub use query::{serve_queries, wait_and_serve_queries, CacheQuery, CacheSizes, NamesAnswer, NAMES_LIMIT_MAX};
+pub use query::{
+    serve_queries, wait_and_serve_queries, CacheQuery, CacheSizes, NamesAnswer, PointLists, NAMES_LIMIT_MAX,
+};
 pub use shard::shard_of;
 pub use shard_cache::{DrainStrategy, Popped, ShardCache, EVICT_IDLE_S};
 pub use size::{CacheSize, CacheSizeStats};

@@ -13,6 +13,9 @@ use super::shard_cache::ShardCache;
 /// Most names one `NamesWithPrefix` answer may carry, whatever the asker requests.
 pub const NAMES_LIMIT_MAX: usize = 1 << 20;
 
+/// The cached points of several metrics, in the order asked.
+pub type PointLists = Vec<Vec<(i64, f64)>>;
+
 /// A question for a writer; each carries the channel its answer goes back on.
 #[derive(Debug)]
 pub enum CacheQuery {
@@ -22,7 +25,7 @@ pub enum CacheQuery {
         /// The metrics (all of this writer's shards).
         names: Vec<Box<[u8]>>,
         /// Where the answer goes.
-        reply: flume::Sender<Vec<Vec<(i64, f64)>>>,
+        reply: flume::Sender<PointLists>,
     },
     /// The cached points of one metric, sorted by timestamp, deduplicated.
     Points {
@@ -73,7 +76,7 @@ impl CacheQuery {
     }
 
     /// A `PointsMany` question and the receiver of its answer.
-    pub fn points_many(names: Vec<Box<[u8]>>) -> (Self, flume::Receiver<Vec<Vec<(i64, f64)>>>) {
+    pub fn points_many(names: Vec<Box<[u8]>>) -> (Self, flume::Receiver<PointLists>) {
         let (reply, answer) = flume::bounded(1);
         (Self::PointsMany { names, reply }, answer)
     }
