@@ -1,7 +1,8 @@
 //! The command line: one subcommand per wire protocol, built from groups of flags (workload,
 //! sending, output); `plaintext` and `statsd` share the output group and the flag names where
 //! the meaning is the same (`--target`, `--prefix`, `--name-pattern`, `--seed`, `--rate`,
-//! `--duration`).
+//! `--duration`). `render` queries a Graphite HTTP API (`--url`, `--query`) and shares the output
+//! group, `--connections` and `--duration`.
 //!
 //! This module only parses and converts: it opens nothing and reads no clock.
 
@@ -9,7 +10,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::http::{Method, RenderForm};
 use crate::name::DEFAULT_PATTERN;
+use crate::render::{RenderConfig, CLIENTS_MAX};
 use crate::run::{RunConfig, CONNECTIONS_MAX};
 use crate::sender::{SendConfig, BATCH_BYTES};
 use crate::statsd::{self, Mix, StatsdSpec, DATAGRAM_BYTES_DEFAULT, DATAGRAM_BYTES_MAX};
@@ -18,6 +21,9 @@ use crate::workload::{default_start_ts, WorkloadSpec};
 
 /// Lines in a statsd run given neither `--lines` nor `--duration`.
 pub const STATSD_LINES_DEFAULT: u64 = 1_000_000;
+
+/// Requests in a render run given neither `--requests` nor `--duration`.
+pub const RENDER_REQUESTS_DEFAULT: u64 = 100;
 
 /// Longest `--duration` or `--accept-timeout`: 30 days.
 const SECS_MAX: f64 = 30.0 * 24.0 * 3600.0;
@@ -38,6 +44,9 @@ pub enum Command {
     Plaintext(PlaintextArgs),
     /// Send statsd lines (`key:value|type[|@rate]`) over UDP.
     Statsd(StatsdArgs),
+    /// Ask a Graphite HTTP API for `/render` (as Grafana does) in a closed loop and measure
+    /// the latency.
+    Render(RenderArgs),
 }
 
 /// `plaintext` flags.
@@ -292,6 +301,127 @@ impl StatsdSendArgs {
     }
 }
 
+/// `render` flags.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Base URL of the server's HTTP API (http:// only; a path is a prefix, as graphite-web's
+    /// URL_PREFIX).
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+
+    #[command(flatten)]
+    pub request: RenderRequestArgs,
+
+    #[command(flatten)]
+    pub send: RenderSendArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What to ask for.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Request")]
+pub struct RenderRequestArgs {
+    /// A render target expression (graphite's `target=`), e.g. 'sumSeries(a.*.cpu)'; repeat for
+    /// several targets in one request, as a Grafana panel with several queries sends them.
+    #[arg(long = "query", value_name = "EXPR", required = true)]
+    pub queries: Vec<String>,
+
+    /// `from` parameter (graphite's time language: -24h, epoch seconds, ...).
+    #[arg(long, value_name = "TIME", default_value = "-24h")]
+    pub from: String,
+
+    /// `until` parameter.
+    #[arg(long, value_name = "TIME", default_value = "now")]
+    pub until: String,
+
+    /// `format` parameter.
+    #[arg(long, value_name = "FORMAT", default_value = "json")]
+    pub format: String,
+
+    /// `maxDataPoints` parameter (Grafana sends the panel's width in pixels) [default: not sent].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_data_points: Option<u64>,
+
+    /// POST (the parameters as a form body, as Grafana sends them) or GET (in the query string).
+    #[arg(long, value_name = "METHOD", default_value = "post", value_parser = parse_method)]
+    pub method: Method,
+
+    /// Path of the render endpoint, under the URL's path.
+    #[arg(long, value_name = "PATH", default_value = "/render", value_parser = parse_path)]
+    pub path: String,
+}
+
+impl RenderRequestArgs {
+    /// The request's parameters.
+    pub fn form(&self) -> RenderForm {
+        RenderForm {
+            targets: self.queries.clone(),
+            from: Some(self.from.clone()),
+            until: Some(self.until.clone()),
+            format: Some(self.format.clone()),
+            max_data_points: self.max_data_points,
+        }
+    }
+}
+
+/// How to send render requests.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sending")]
+pub struct RenderSendArgs {
+    /// Concurrent clients, each with one keep-alive connection and one request in flight.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=CLIENTS_MAX as u64)
+    )]
+    pub connections: usize,
+
+    /// Requests in all [default: 100, or unbounded with --duration].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: Option<u64>,
+
+    /// Start no request after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+
+    /// Longest one request may take, connect included; a slower one counts as failed.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub timeout: Duration,
+}
+
+impl RenderSendArgs {
+    /// The run configuration these flags ask for.
+    pub fn render_config(&self, quiet: bool) -> RenderConfig {
+        let default_requests = self.duration.is_none().then_some(RENDER_REQUESTS_DEFAULT);
+        RenderConfig {
+            n_connections: self.connections,
+            n_requests: self.requests.or(default_requests),
+            deadline: self.duration,
+            timeout: self.timeout,
+            quiet,
+        }
+    }
+}
+
+fn parse_method(text: &str) -> Result<Method, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "get" => Ok(Method::Get),
+        "post" => Ok(Method::Post),
+        _ => Err("must be get or post".to_owned()),
+    }
+}
+
+fn parse_path(text: &str) -> Result<String, String> {
+    if text.starts_with('/') && !text.contains(|c: char| c.is_whitespace() || c.is_control() || c == '?' || c == '#') {
+        Ok(text.to_owned())
+    } else {
+        Err("must start with / and contain no whitespace, ? or #".to_owned())
+    }
+}
+
 fn parse_fraction(text: &str) -> Result<f64, String> {
     let v: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
     if (0.0..=1.0).contains(&v) {
@@ -338,7 +468,7 @@ mod tests {
         let argv = ["carbyne-loadgen", "plaintext"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             Command::Plaintext(args) => args,
-            Command::Statsd(_) => unreachable!("parsed as plaintext"),
+            _ => unreachable!("parsed as plaintext"),
         })
     }
 
@@ -346,8 +476,101 @@ mod tests {
         let argv = ["carbyne-loadgen", "statsd"].iter().chain(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             Command::Statsd(args) => args,
-            Command::Plaintext(_) => unreachable!("parsed as statsd"),
+            _ => unreachable!("parsed as statsd"),
         })
+    }
+
+    fn parse_render(args: &[&str]) -> Result<RenderArgs, clap::Error> {
+        let argv = ["carbyne-loadgen", "render"].iter().chain(args);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Render(args) => args,
+            _ => unreachable!("parsed as render"),
+        })
+    }
+
+    #[test]
+    fn render_defaults() {
+        let args = parse_render(&["--query=a.b"]).unwrap();
+        assert_eq!(args.url, "http://127.0.0.1:8080");
+        let want = RenderForm {
+            targets: vec!["a.b".to_owned()],
+            from: Some("-24h".to_owned()),
+            until: Some("now".to_owned()),
+            format: Some("json".to_owned()),
+            max_data_points: None,
+        };
+        assert_eq!(args.request.form(), want);
+        assert_eq!((args.request.method, args.request.path.as_str()), (Method::Post, "/render"));
+        let want = RenderConfig {
+            n_connections: 1,
+            n_requests: Some(100),
+            deadline: None,
+            timeout: Duration::from_secs(60),
+            quiet: false,
+        };
+        assert_eq!(args.send.render_config(false), want);
+        // A duration alone runs until it ends; with --requests too, whichever comes first.
+        assert_eq!(parse_render(&["--query=a", "--duration=2"]).unwrap().send.render_config(true).n_requests, None);
+        let both = parse_render(&["--query=a", "--duration=2", "--requests=5"]).unwrap();
+        assert_eq!(both.send.render_config(true).n_requests, Some(5));
+    }
+
+    #[test]
+    fn render_flags() {
+        let args = parse_render(&[
+            "--url=http://g:81/graphite",
+            "--query=sumSeries(a.*)",
+            "--query",
+            "b",
+            "--from=1700000000",
+            "--until=-1min",
+            "--format=csv",
+            "--max-data-points=1000",
+            "--method=GET",
+            "--path=/render/",
+            "--connections=4",
+            "--requests=10",
+            "--duration=1.5",
+            "--timeout=0.5",
+            "--json",
+            "--quiet",
+        ])
+        .unwrap();
+        let form = args.request.form();
+        assert_eq!(form.targets, ["sumSeries(a.*)", "b"]);
+        assert_eq!(
+            (form.from.as_deref(), form.until.as_deref(), form.format.as_deref()),
+            (Some("1700000000"), Some("-1min"), Some("csv"))
+        );
+        assert_eq!(form.max_data_points, Some(1000));
+        assert_eq!((args.request.method, args.request.path.as_str()), (Method::Get, "/render/"));
+        let want = RenderConfig {
+            n_connections: 4,
+            n_requests: Some(10),
+            deadline: Some(Duration::from_millis(1_500)),
+            timeout: Duration::from_millis(500),
+            quiet: true,
+        };
+        assert_eq!(args.send.render_config(args.output.quiet), want);
+        assert!(args.output.json);
+    }
+
+    #[test]
+    fn render_refused_flags() {
+        assert!(parse_render(&[]).is_err(), "--query is required");
+        for bad in [
+            "--max-data-points=0",
+            "--method=put",
+            "--path=render",
+            "--path=/render?x=1",
+            "--connections=0",
+            "--connections=100000",
+            "--requests=0",
+            "--duration=0",
+            "--timeout=0",
+        ] {
+            assert!(parse_render(&["--query=a", bad]).is_err(), "{bad}");
+        }
     }
 
     #[test]

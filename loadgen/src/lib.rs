@@ -8,22 +8,28 @@
 //! server had read everything ("accepted"), and batch-write latency. And the statsd protocol
 //! over UDP: a seeded mix of counters, timers, gauges and sets over a set of keys, packed into
 //! datagrams, sent flat out or at a fixed rate from several sockets, with the exact line and
-//! datagram counts needed to measure the server's loss.
+//! datagram counts needed to measure the server's loss. And Graphite's render API over HTTP/1.1:
+//! the `/render` requests Grafana sends, in a closed loop over keep-alive connections, with a
+//! latency histogram, requests per second and the responses' statuses and sizes.
 //!
 //! Code map, bottom up: [`rng`] and [`decimal`] (pure helpers), [`name`] and [`workload`] (what to
 //! send), [`plaintext`] (how it looks on the wire), [`pacer`], [`sender`] and [`run`] (how it is
 //! sent: one thread and one socket per connection), [`progress`] and [`report`] (what is said
 //! about it), [`cli`] (flags). For statsd: [`statsd`] (lines, key types, datagram packing),
-//! [`udp`] (one thread and one socket per sender), [`statsd_report`]. `main.rs` only glues these
-//! together.
+//! [`udp`] (one thread and one socket per sender), [`statsd_report`]. For render: [`http`] (URLs,
+//! requests, the streaming response parser: pure), [`render`] (one thread and one connection per
+//! client), [`render_report`]. `main.rs` only glues these together.
 
 pub mod cli;
 pub mod decimal;
+pub mod http;
 pub mod json;
 pub mod name;
 pub mod pacer;
 pub mod plaintext;
 pub mod progress;
+pub mod render;
+pub mod render_report;
 pub mod report;
 pub mod rng;
 pub mod run;
@@ -34,6 +40,8 @@ pub mod udp;
 pub mod workload;
 
 pub use name::{NameError, NamePattern};
+pub use render::RenderConfig;
+pub use render_report::RenderReport;
 pub use report::Report;
 pub use run::RunConfig;
 pub use statsd::{StatsdError, StatsdSpec, StatsdWorkload};

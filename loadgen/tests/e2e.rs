@@ -1,23 +1,27 @@
 //! End to end: the sender against a tiny carbon-like server on 127.0.0.1:0, in-process and through
-//! the built binary (and the statsd mode against a UDP socket that keeps every datagram). The server reads each connection to EOF, keeps the bytes, then closes (which
+//! the built binary (and the statsd mode against a UDP socket that keeps every datagram, and the
+//! render mode against a tiny HTTP server that answers in every body framing). The server reads each connection to EOF, keeps the bytes, then closes (which
 //! is what the sender's "accepted" waits for). Every check is on counts and contents, none on time.
 
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use carbyne_loadgen::http::{build_request, BaseUrl, Method, RenderForm};
 use carbyne_loadgen::name::DEFAULT_PATTERN;
+use carbyne_loadgen::render_report::RenderInfo;
 use carbyne_loadgen::report::Stop;
 use carbyne_loadgen::sender::{SendConfig, BATCH_BYTES};
 use carbyne_loadgen::statsd::{Kind, Mix};
 use carbyne_loadgen::{plaintext, udp, NamePattern, Report, RunConfig, Workload, WorkloadSpec};
+use carbyne_loadgen::{render, RenderConfig, RenderReport};
 use carbyne_loadgen::{StatsdSpec, StatsdWorkload, UdpConfig};
 
 /// A test server that accepts `n_conns` connections and returns each one's bytes once every
@@ -352,5 +356,201 @@ fn binary_sends_statsd_and_reports_json() {
         r#""problems":[]"#,
     ] {
         assert!(json.contains(field), "{field} missing from {json}");
+    }
+}
+
+/// How the tiny HTTP server answers.
+#[derive(Clone, Copy, PartialEq)]
+enum HttpMode {
+    /// Request `k` (counting from 0 over the server's life) gets, by `k % 4`: a Content-Length
+    /// body; a chunked body; a Content-Length body with `Connection: close` (then the server
+    /// closes); a 500.
+    Mixed,
+    /// Always a 200 with a Content-Length body, then the server closes without saying so (as a
+    /// server whose keep-alive timeout ran out while the client was idle).
+    SilentClose,
+}
+
+/// The body of request `k`'s response in `HttpMode::Mixed`, and its status.
+fn mixed_response(k: usize) -> (u16, Vec<u8>, String) {
+    let body = format!("[{{\"target\":\"r{k}\",\"datapoints\":[[1.0,{k}]]}}]");
+    match k % 4 {
+        0 => (200, body.clone().into_bytes(), body),
+        1 => {
+            let (a, b) = body.split_at(5);
+            let wire = format!("{:x}\r\n{a}\r\n{:x};ext\r\n{b}\r\n0\r\n\r\n", a.len(), b.len());
+            (200, wire.into_bytes(), body)
+        }
+        2 => (200, body.clone().into_bytes(), body),
+        _ => (500, b"oops".to_vec(), "oops".to_owned()),
+    }
+}
+
+/// Every request a test server read: (request line, body), in arrival order.
+type RequestLog = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Serves HTTP/1.1 on 127.0.0.1:0 until the test ends; every request's (request line, body) is
+/// kept in arrival order.
+fn http_server(mode: HttpMode) -> (SocketAddr, RequestLog) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let log = Arc::clone(&log);
+            thread::spawn(move || serve_http(stream.unwrap(), mode, &log));
+        }
+    });
+    (addr, seen)
+}
+
+fn serve_http(mut stream: TcpStream, mode: HttpMode, log: &Mutex<Vec<(String, String)>>) {
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let head_end = loop {
+            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i;
+            }
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+        };
+        let head = String::from_utf8(pending[..head_end].to_vec()).unwrap();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+            .unwrap_or(0);
+        while pending.len() < head_end + 4 + length {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "the client closed inside a request");
+            pending.extend_from_slice(&buf[..n]);
+        }
+        let body = String::from_utf8(pending[head_end + 4..head_end + 4 + length].to_vec()).unwrap();
+        pending.drain(..head_end + 4 + length);
+        let k = {
+            let mut log = log.lock().unwrap();
+            log.push((head.lines().next().unwrap().to_owned(), body));
+            log.len() - 1
+        };
+        let (status, wire, _) = mixed_response(if mode == HttpMode::SilentClose { 0 } else { k });
+        let (framing, close) = match (mode, k % 4) {
+            (HttpMode::SilentClose, _) => (format!("Content-Length: {}\r\n", wire.len()), true),
+            (HttpMode::Mixed, 1) => ("Transfer-Encoding: chunked\r\n".to_owned(), false),
+            (HttpMode::Mixed, 2) => (format!("Content-Length: {}\r\nConnection: close\r\n", wire.len()), true),
+            (HttpMode::Mixed, _) => (format!("Content-Length: {}\r\n", wire.len()), false),
+        };
+        let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{framing}\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&wire).unwrap();
+        if close {
+            return;
+        }
+    }
+}
+
+fn render_form() -> RenderForm {
+    RenderForm {
+        targets: vec!["sumSeries(bench.host*.cpu)".to_owned()],
+        from: Some("-24h".to_owned()),
+        until: Some("now".to_owned()),
+        format: Some("json".to_owned()),
+        max_data_points: Some(1000),
+    }
+}
+
+fn render_run(addr: SocketAddr, cfg: &RenderConfig) -> RenderReport {
+    let url = BaseUrl::parse(&format!("http://{addr}")).unwrap();
+    let form = render_form();
+    let request = build_request(Method::Post, &url, "/render", &form.encode());
+    let info = RenderInfo::new(&format!("http://{addr}"), addr, Method::Post, "/render".to_owned(), form, cfg);
+    RenderReport::new(info, render::run(addr, &request, cfg))
+}
+
+fn render_config(n_connections: usize, n_requests: Option<u64>, deadline: Option<Duration>) -> RenderConfig {
+    RenderConfig { n_connections, n_requests, deadline, timeout: Duration::from_secs(30), quiet: true }
+}
+
+#[test]
+fn render_counts_every_framing_and_status() {
+    let (addr, seen) = http_server(HttpMode::Mixed);
+    let report = render_run(addr, &render_config(3, Some(40), None));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 40);
+    let form = render_form().encode();
+    assert!(seen.iter().all(|(line, body)| line == "POST /render HTTP/1.1" && *body == form), "{seen:?}");
+    assert_eq!((report.responses, report.failures, report.stop), (40, 0, Stop::AllSent));
+    assert_eq!((report.responses_ok(), report.non_200()), (30, 10));
+    assert_eq!(report.latency_ns.len(), 30, "only the 200s are timed");
+    let body_bytes: usize = (0..40).map(|k| mixed_response(k).2.len()).sum();
+    assert_eq!(report.body_bytes, body_bytes as u64, "chunked framing is not counted as body");
+    // Every `Connection: close` ends a connection; the next request opens a new one.
+    assert!(report.connects >= 10 && report.connects <= 10 + 3, "{} connects", report.connects);
+    assert_eq!(report.problems.len(), 0, "{:?}", report.problems);
+    assert!(!report.is_clean(), "500s make a run unclean");
+}
+
+#[test]
+fn render_reopens_a_connection_the_server_closed_while_idle() {
+    let (addr, seen) = http_server(HttpMode::SilentClose);
+    let report = render_run(addr, &render_config(1, Some(6), None));
+    assert_eq!(seen.lock().unwrap().len(), 6);
+    // Every request after the first finds its connection closed, reopens it and is sent again,
+    // without counting a failure.
+    assert_eq!((report.responses_ok(), report.failures, report.connects), (6, 0, 6));
+}
+
+#[test]
+fn render_gives_up_on_a_closed_port() {
+    let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let report = render_run(addr, &render_config(1, None, Some(Duration::from_secs(60))));
+    assert_eq!((report.responses, report.failures, report.stop), (0, 10, Stop::Error));
+    assert_eq!(report.problems.len(), 1);
+    assert!(report.problems[0].contains("connect"), "{:?}", report.problems);
+}
+
+#[test]
+fn render_duration_ends_an_unbounded_run() {
+    let (addr, _seen) = http_server(HttpMode::Mixed);
+    let report = render_run(addr, &render_config(2, None, Some(Duration::from_millis(200))));
+    assert_eq!(report.stop, Stop::Duration);
+    assert!(report.responses > 0 && report.failures == 0);
+}
+
+#[test]
+fn binary_renders_and_reports_json() {
+    let (addr, seen) = http_server(HttpMode::Mixed);
+    let output = Command::new(env!("CARGO_BIN_EXE_carbyne-loadgen"))
+        .args(["render", "--url", &format!("http://{addr}/graphite/"), "--query=a.b", "--query=sumSeries(c.*)"])
+        .args(["--from=-1h", "--max-data-points=300", "--method=get", "--requests=3", "--json", "--quiet"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let form = "target=a.b&target=sumSeries%28c.*%29&from=-1h&until=now&format=json&maxDataPoints=300";
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    assert!(seen
+        .iter()
+        .all(|(line, body)| *line == format!("GET /graphite/render?{form} HTTP/1.1") && body.is_empty()));
+    let json = stdout.trim();
+    assert!(json.starts_with('{') && json.ends_with('}') && json.lines().count() == 1, "{json}");
+    for field in [
+        r#""protocol":"render""#.to_owned(),
+        r#""method":"GET""#.to_owned(),
+        r#""path":"/graphite/render""#.to_owned(),
+        format!(r#""form":"{form}""#),
+        r#""requests_planned":3"#.to_owned(),
+        r#""stop":"all_sent""#.to_owned(),
+        r#""responses":3"#.to_owned(),
+        r#""responses_200":3"#.to_owned(),
+        r#""status_counts":{"200":3}"#.to_owned(),
+        r#""failures":0"#.to_owned(),
+        r#""latency_ms":{"count":3,"#.to_owned(),
+        r#""problems":[]"#.to_owned(),
+    ] {
+        assert!(json.contains(&field), "{field} missing from {json}");
     }
 }
