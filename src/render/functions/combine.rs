@@ -360,7 +360,21 @@ fn aggregate_list(ctx: &Ctx<'_>, series: &[&Series], agg: Agg, func: &str, xff: 
     let Some(n) = normalize(series)? else { return Ok(None) };
     let xff = xff.unwrap_or(ctx.x_files_factor);
     let name = format!("{func}Series({})", format_path_expressions(series.iter().copied()));
-    let values = n.map_rows(|row| if xff_allows(row, xff) { agg.apply(row) } else { None });
+    let values = match agg {
+        // The common combiners, column by column (same sums, in the same order, as row by row).
+        Agg::Sum | Agg::Average => {
+            let (sums, counts) = n.sums_and_counts();
+            let width = n.columns.len() as f64;
+            sums.into_iter()
+                .zip(counts)
+                .map(|(sum, count)| {
+                    let allowed = count > 0 && f64::from(count) / width >= xff;
+                    allowed.then(|| if agg == Agg::Sum { sum } else { sum / f64::from(count) })
+                })
+                .collect()
+        }
+        _ => n.map_rows(|row| if xff_allows(row, xff) { agg.apply(row) } else { None }),
+    };
     let tags = aggregated_tags(series, func, &name);
     emit(ctx, combined(name, tags, n.start, n.step, values, xff)).map(Some)
 }

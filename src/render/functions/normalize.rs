@@ -53,6 +53,22 @@ impl Normalized<'_> {
         row.extend(self.columns.iter().map(|c| c.get(i).copied().flatten()));
     }
 
+    /// Per row: the sum of its values in column order (exactly the row-wise Python sum, but
+    /// read column by column, which keeps memory access sequential) and how many it has.
+    pub fn sums_and_counts(&self) -> (Vec<f64>, Vec<u32>) {
+        let mut sums = vec![0.0; self.len];
+        let mut counts = vec![0u32; self.len];
+        for column in &self.columns {
+            for ((sum, count), v) in sums.iter_mut().zip(counts.iter_mut()).zip(column.iter()) {
+                if let Some(v) = v {
+                    *sum += v;
+                    *count += 1;
+                }
+            }
+        }
+        (sums, counts)
+    }
+
     /// `f` of every row, in order (one row buffer for all of them).
     pub fn map_rows(&self, mut f: impl FnMut(&[Option<f64>]) -> Option<f64>) -> Vec<Option<f64>> {
         let mut row = Vec::with_capacity(self.columns.len());
