@@ -44,6 +44,7 @@ use carbyne::render::{parse, Expr};
 use carbyne::whisper::{create, parse_retentions, AggregationMethod, CreateOptions, Point, Whisper, WriteOptions};
 use serde_json::{json, Value};
 
+use crate::http::dechunk;
 use crate::server::Appliance;
 
 /// The fixed "now" of every request and of every write: 2023-11-14 22:13:57 UTC.
@@ -264,19 +265,6 @@ fn carbyne(addr: SocketAddr, req: &Req) -> Answer {
         content_type: media_type(&header("content-type").unwrap_or_default()),
         body: String::from_utf8_lossy(&body).into_owned(),
         error: None,
-    }
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = b.windows(2).position(|w| w == b"\r\n").unwrap();
-        let len = usize::from_str_radix(std::str::from_utf8(&b[..line_end]).unwrap().trim(), 16).unwrap();
-        if len == 0 {
-            return out;
-        }
-        out.extend_from_slice(&b[line_end + 2..line_end + 2 + len]);
-        b = &b[line_end + 4 + len..];
     }
 }
 
