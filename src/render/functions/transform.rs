@@ -274,6 +274,31 @@ pub(super) fn percent_d(args: &Args<'_>, key: &str, v: f64) -> Result<String, Re
     Ok(if t == 0.0 { "0".to_string() } else { format!("{t:.0}") })
 }
 
+/// `round(x, ndigits)` without formatting, when the answer is certain: `x · 10^n` computed in
+/// floating point is within half an ulp of the exact product, so when that product is farther
+/// than a few ulps from a half-integer, rounding it picks the same integer `m` as exact decimal
+/// rounding would; `m / 10^n` (both exact, `m < 2^53`, one correctly rounded division) is then
+/// the double nearest to the decimal `m·10^-n`, which is what reading the decimal back gives.
+/// None near a tie or out of range (the caller formats then).
+fn round_fast(x: f64, ndigits: i64) -> Option<f64> {
+    if !(0..=15).contains(&ndigits) {
+        return None;
+    }
+    let scale = 10f64.powi(ndigits as i32); // exact for 10^0..10^15
+    let y = x * scale;
+    if y.is_nan() || y.abs() >= 4.0e15 {
+        return None;
+    }
+    let distance_to_tie = ((y - y.trunc()).abs() - 0.5).abs();
+    if distance_to_tie <= y.abs() * 8.0 * f64::EPSILON + f64::MIN_POSITIVE {
+        return None;
+    }
+    // f64::round rounds halves away from zero, but no half reaches here.
+    let m = y.round();
+    let r = m / scale;
+    Some(if r == 0.0 { 0.0 * x } else { r })
+}
+
 /// Python's `round(x, ndigits)` for a float: the decimal nearest to the exact binary value,
 /// ties to even (Rust's exact formatting rounds the same way), read back.
 pub(super) fn py_round(x: f64, ndigits: i64) -> f64 {
@@ -290,6 +315,9 @@ pub(super) fn py_round(x: f64, ndigits: i64) -> f64 {
         // Every float of magnitude ≥ 2^52 is an integer already.
         if x.abs() >= 4_503_599_627_370_496.0 {
             return x;
+        }
+        if let Some(fast) = round_fast(x, ndigits) {
+            return fast;
         }
         return format!("{x:.*}", ndigits as usize).parse().unwrap_or(x);
     }
@@ -1391,6 +1419,36 @@ mod tests {
     }
 
     #[test]
+    fn the_rounding_fast_path_agrees_with_exact_decimal_rounding() {
+        // A spread of magnitudes, near-ties included (x.xxxxx5 written in decimal is rarely exact
+        // in binary: exactly the cases the fast path must leave to the exact one).
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut checked = 0;
+        for i in 0..200_000u64 {
+            let mantissa = (next() % 10_000_000_000) as f64;
+            let x = match i % 4 {
+                0 => mantissa / 10f64.powi((next() % 16) as i32),
+                1 => (mantissa + 0.5) / 10f64.powi((next() % 12) as i32 + 1),
+                2 => f64::from_bits(next() >> 2) % 1.0e9,
+                _ => -(mantissa / 1.0e7),
+            };
+            let n = (next() % 9) as i64;
+            if let Some(fast) = round_fast(x, n) {
+                let exact: f64 = format!("{x:.*}", n as usize).parse().unwrap();
+                assert_eq!(fast.to_bits(), exact.to_bits(), "round({x:?}, {n})");
+                checked += 1;
+            }
+        }
+        assert!(checked > 150_000, "the fast path is taken almost always ({checked})");
+    }
+
+    #[test]
     fn python_rounding() {
         for (x, n, want) in [
             (0.125, 2, 0.12),
@@ -1408,6 +1466,10 @@ mod tests {
             (0.1, 400, 0.1),
         ] {
             let got = py_round(x, n);
+            if let Some(fast) = round_fast(x, n) {
+                let slow: f64 = format!("{x:.*}", n.max(0) as usize).parse().unwrap_or(x);
+                assert_eq!(fast.to_bits(), slow.to_bits(), "round({x:?}, {n}): fast path {fast:?}, exact {slow:?}");
+            }
             assert!(got == want && got.is_sign_negative() == want.is_sign_negative(), "round({x}, {n}) = {got}");
         }
         assert_eq!(safe_pow(Some(0.0), -1.0), None);
