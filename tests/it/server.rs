@@ -120,7 +120,12 @@ impl Appliance {
             assert!(Instant::now() < deadline, "carbyne did not stop within 120 s");
             std::thread::sleep(Duration::from_millis(20));
         }
-        let said: Vec<String> = self.output.try_iter().collect();
+        // The process has exited; its last lines may still be on their way through the reader
+        // thread: read until that thread sees the end of the output (bounded).
+        let mut said = Vec::new();
+        while let Ok(line) = self.output.recv_timeout(Duration::from_secs(10)) {
+            said.push(line);
+        }
         assert!(said.iter().any(|l| l.contains("stopped")), "{said:?}");
     }
 }
