@@ -9,8 +9,10 @@
 //! maxDataPoints = 1 reduces the whole series to one value; 0 (which makes graphite-web divide
 //! by zero) means no limit.
 
+use std::cmp::Ordering;
+
 use super::series::{Consolidation, Series};
-use crate::render::functions::aggregate::{py_max, py_min, py_sum};
+use crate::render::functions::aggregate::Agg;
 
 /// Applies maxDataPoints to every series of a response, as graphite-web's JSON view does.
 pub fn max_data_points(series: &mut [Series], max_points: u64) {
@@ -48,22 +50,25 @@ pub fn consolidated(s: &Series) -> Vec<Option<f64>> {
     s.values.chunks(per).map(|chunk| bucket(s.consolidation, chunk, per, s.x_files_factor)).collect()
 }
 
-fn bucket(f: Consolidation, chunk: &[Option<f64>], per: usize, xff: f64) -> Option<f64> {
+/// One bucket of `per` values consolidated with `f`, as graphite-web's consolidating generator
+/// does: None unless `nonNull / per >= xff` (a NaN xFilesFactor refuses every bucket, as
+/// Python's comparison does); the short last bucket is still judged against `per`.
+pub(crate) fn bucket(f: Consolidation, chunk: &[Option<f64>], per: usize, xff: f64) -> Option<f64> {
     let non_null = chunk.iter().flatten().count();
-    // graphite-web divides by valuesPerPoint even for the short last bucket.
-    if non_null == 0 || (non_null as f64 / per as f64) < xff {
+    let ratio = non_null as f64 / per as f64;
+    if non_null == 0 || !matches!(ratio.partial_cmp(&xff), Some(Ordering::Greater | Ordering::Equal)) {
         return None;
     }
-    let known = || chunk.iter().flatten().copied();
-    match f {
-        Consolidation::Sum => Some(py_sum(known())),
-        Consolidation::Average => Some(py_sum(known()) / non_null as f64),
-        Consolidation::AvgZero => Some(py_sum(chunk.iter().map(|v| v.unwrap_or(0.0))) / chunk.len() as f64),
-        Consolidation::Max => py_max(known()),
-        Consolidation::Min => py_min(known()),
-        Consolidation::First => known().next(),
-        Consolidation::Last => known().last(),
-    }
+    let agg = match f {
+        Consolidation::First => return chunk.iter().flatten().next().copied(),
+        Consolidation::Average => Agg::Average,
+        Consolidation::AvgZero => Agg::AvgZero,
+        Consolidation::Sum => Agg::Sum,
+        Consolidation::Min => Agg::Min,
+        Consolidation::Max => Agg::Max,
+        Consolidation::Last => Agg::Last,
+    };
+    agg.apply(chunk)
 }
 
 /// graphite-web's `datapoints()`: (value, timestamp) pairs, timestamps from `start` by

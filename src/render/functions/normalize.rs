@@ -25,11 +25,10 @@
 //! such a grid would hold a single meaningless row.
 
 use std::borrow::Cow;
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use super::aggregate::Agg;
-use crate::render::series::{tags_of, Consolidation, Series};
+use crate::render::consolidate::bucket;
+use crate::render::series::{tags_of, Series};
 use crate::render::RenderError;
 
 /// Several series on one grid, ready to be combined row by row.
@@ -138,31 +137,7 @@ fn consolidate(s: &Series, vpp: usize) -> Cow<'_, [Option<f64>]> {
     if vpp <= 1 {
         return Cow::Borrowed(&s.values);
     }
-    Cow::Owned(
-        s.values.chunks(vpp).map(|bucket| consolidate_bucket(s.consolidation, s.x_files_factor, vpp, bucket)).collect(),
-    )
-}
-
-/// One bucket of `__consolidatingGenerator`: the xFilesFactor is measured against the full
-/// bucket size even for the trailing partial bucket.
-fn consolidate_bucket(func: Consolidation, xff: f64, vpp: usize, bucket: &[Option<f64>]) -> Option<f64> {
-    let non_null = bucket.iter().flatten().count();
-    // Python's test, `nonNull / valuesPerPoint >= xFilesFactor`: a NaN xFilesFactor refuses
-    // every bucket.
-    let ratio = non_null as f64 / vpp as f64;
-    if non_null == 0 || !matches!(ratio.partial_cmp(&xff), Some(Ordering::Greater | Ordering::Equal)) {
-        return None;
-    }
-    let agg = match func {
-        Consolidation::First => return bucket.iter().flatten().next().copied(),
-        Consolidation::Average => Agg::Average,
-        Consolidation::AvgZero => Agg::AvgZero,
-        Consolidation::Sum => Agg::Sum,
-        Consolidation::Min => Agg::Min,
-        Consolidation::Max => Agg::Max,
-        Consolidation::Last => Agg::Last,
-    };
-    agg.apply(bucket)
+    Cow::Owned(s.values.chunks(vpp).map(|chunk| bucket(s.consolidation, chunk, vpp, s.x_files_factor)).collect())
 }
 
 /// graphite-web's `xffValues`: whether a row has enough non-null values to be aggregated
@@ -240,6 +215,8 @@ pub(super) fn combined(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::functions::aggregate::Agg;
+    use crate::render::series::Consolidation;
 
     fn s(name: &str, start: i64, step: i64, values: &[Option<f64>]) -> Series {
         Series::new(name, start, step, values.to_vec())
