@@ -211,6 +211,22 @@ impl Whisper {
         &self.header
     }
 
+    /// Reads the metadata (aggregation method, xFilesFactor) again from the file, for a handle
+    /// kept open while another process or thread may have rewritten them in place
+    /// (`whisper-set-aggregation-method`, carbonlink's set-metadata). A header whose archives
+    /// changed under the same inode is corruption: an error, the handle left as it was.
+    pub fn refresh_metadata(&mut self) -> Result<()> {
+        let header = read_header(&self.file, &self.path)?;
+        if header.archives != self.header.archives {
+            return Err(WhisperError::Corrupt {
+                path: self.path.clone(),
+                reason: "the archive list changed under an open handle".into(),
+            });
+        }
+        self.header = header;
+        Ok(())
+    }
+
     /// (device, inode) of the open file: differs from the path's when the file was replaced.
     pub fn identity(&self) -> (u64, u64) {
         self.identity

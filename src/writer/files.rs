@@ -4,7 +4,9 @@
 //! see BENCHMARKS.md). The bound keeps descriptors within the process limit. A cached handle
 //! keeps writing to the inode it opened, so every `revalidate_s` seconds of use the path is
 //! checked again: a file replaced by rename (whisper-resize, a restore) is reopened, a deleted
-//! one is reported missing so that the writer creates it anew, as carbon would.
+//! one is reported missing so that the writer creates it anew, as carbon would, and the
+//! metadata of the same file is read again (an aggregation method changed in place by
+//! `whisper-set-aggregation-method` or carbonlink's set-metadata applies from then on).
 
 use std::num::NonZeroUsize;
 use std::os::unix::fs::MetadataExt;
@@ -48,10 +50,12 @@ impl OpenFiles {
     /// The file of metric `name` stored at `relative` under the data directory: from the cache,
     /// or opened. `Ok(None)` when the file does not exist (the caller creates it).
     pub fn get(&mut self, name: &[u8], relative: &Path, now_s: f64) -> Result<Option<&mut Whisper>, WhisperError> {
-        let stale = match self.lru.get(name) {
+        let stale = match self.lru.get_mut(name) {
             Some(entry) if now_s - entry.checked_s < self.revalidate_s => false,
             Some(entry) => match std::fs::metadata(self.data_dir.join(relative)) {
-                Ok(meta) if (meta.dev(), meta.ino()) == entry.file.identity() => false,
+                // Same file: its metadata may have been rewritten in place (set-aggregation,
+                // carbonlink's set-metadata); a header that no longer reads is opened anew.
+                Ok(meta) if (meta.dev(), meta.ino()) == entry.file.identity() => entry.file.refresh_metadata().is_err(),
                 Ok(_) => true,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     self.lru.pop(name);
@@ -131,6 +135,23 @@ mod tests {
         }
         assert_eq!((open.len(), open.evictions), (2, 1));
         assert!(open.lru.contains(b"a".as_slice()) && !open.lru.contains(b"b".as_slice()));
+    }
+
+    #[test]
+    fn metadata_rewritten_in_place_applies_after_revalidation() {
+        use crate::whisper::AggregationMethod;
+        let dir = tempfile::tempdir().unwrap();
+        make(dir.path(), "m.wsp");
+        let rel = Path::new("m.wsp");
+        let mut open = files(dir.path(), 4);
+        let before = open.get(b"m", rel, 0.0).unwrap().unwrap().header().aggregation;
+        let mut other = Whisper::open(&dir.path().join(rel), WriteOptions::default()).unwrap();
+        other.set_aggregation(Some(AggregationMethod::Max), Some(0.25)).unwrap();
+        assert_ne!(before, AggregationMethod::Max);
+        assert_eq!(open.get(b"m", rel, 5.0).unwrap().unwrap().header().aggregation, before, "no re-read per write");
+        let w = open.get(b"m", rel, 11.0).unwrap().unwrap();
+        assert_eq!((w.header().aggregation, w.header().x_files_factor), (AggregationMethod::Max, 0.25));
+        assert_eq!(open.reopened, 0, "the same file, not reopened");
     }
 
     #[test]

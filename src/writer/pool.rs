@@ -22,6 +22,9 @@ use crate::whisper::{self, WhisperError};
 
 /// Metrics written per loop turn before the queues are drained again.
 const WRITES_PER_TURN: usize = 256;
+/// The longest a loop turn writes before it answers queries again: a burst of new metrics
+/// (each a file create) must not keep a render waiting for cached points.
+const WRITE_TURN_MAX: Duration = Duration::from_millis(20);
 /// Batches moved per shard per loop turn.
 const BATCHES_PER_TURN: usize = 64;
 /// Queries answered per loop turn.
@@ -100,6 +103,7 @@ pub fn run(setup: WriterSetup) {
         name: Vec::new(),
         errors_logged: 0,
         shutdown_rate_set: false,
+        first_cache: 0,
         index,
     };
     let mut new_names = Vec::new();
@@ -112,6 +116,14 @@ pub fn run(setup: WriterSetup) {
             // At a clean stop nothing accepted may be lost: metrics whose create was throttled
             // are created now, whatever MAX_CREATES_PER_MINUTE says (carbon would drop them).
             w.creates.set_per_second(f64::INFINITY, now);
+            // As carbon zeroes MIN_TIMESTAMP_LAG at stop: recent points are written too.
+            for cache in caches.iter_mut() {
+                if let DrainStrategy::TimeSorted { min_timestamp_lag_s } = cache.strategy() {
+                    if min_timestamp_lag_s > 0 {
+                        cache.set_strategy(DrainStrategy::TimeSorted { min_timestamp_lag_s: 0 });
+                    }
+                }
+            }
             w.shutdown_rate_set = true;
         }
         let moved: u64 =
@@ -164,6 +176,9 @@ struct Writer {
     name: Vec<u8>,
     errors_logged: u64,
     shutdown_rate_set: bool,
+    /// The cache a turn starts with, rotated every turn, so that a turn cut short by
+    /// `WRITE_TURN_MAX` does not always leave the same shards for later.
+    first_cache: usize,
     index: Option<crate::index::Index>,
 }
 
@@ -198,8 +213,15 @@ impl Writer {
         let mut written = 0;
         let mut deferred = 0;
         let per_cache = (WRITES_PER_TURN / caches.len().max(1)).max(1);
-        for cache in caches.iter_mut() {
+        let turn_started = Instant::now();
+        let n_caches = caches.len();
+        self.first_cache = (self.first_cache + 1) % n_caches.max(1);
+        let (later, earlier) = caches.split_at_mut(self.first_cache);
+        for cache in earlier.iter_mut().chain(later.iter_mut()) {
             for _ in 0..per_cache {
+                if turn_started.elapsed() >= WRITE_TURN_MAX {
+                    break;
+                }
                 let now = unix_now();
                 let mut points = std::mem::take(&mut self.points);
                 let Some(popped) = cache.pop_next(now, &mut points) else {
