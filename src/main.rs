@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Some(cli::Command::Serve(args)) => cli::serve::run(&args, &mut out),
         Some(cli::Command::Whisper(cmd)) => cli::whisper::run(cmd, &mut out),
         Some(cli::Command::CheckConfig(args)) => cli::check_config::run(&args, &mut out),
+        Some(cli::Command::Doctor(args)) => cli::doctor::run(&args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(Into::into));
     match result {

@@ -1,6 +1,7 @@
 //! The command line: argument definitions (clap) and the subcommands that are not the server.
 
 pub mod check_config;
+pub mod doctor;
 pub mod serve;
 pub mod whisper;
 
@@ -26,4 +27,7 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Load carbon.conf and the storage rules as the server would and print them.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Check this host against what the configuration needs and tuning/ recommends (io_uring,
+    /// locked memory, socket buffers, accept queues, file limits, dirty pages, disk, cores).
+    Doctor(doctor::DoctorArgs),
 }

@@ -76,10 +76,17 @@ const _: () = assert!(TCP_BUFS.is_power_of_two() && UDP_BUFS.is_power_of_two());
 // The largest UDP payload (65,535 bytes less the 8-byte UDP header) is never truncated.
 const _: () = assert!(UDP_BUF_BYTES >= 16 + 65_527);
 
+/// Submission entries of every thread's ring (`carbyne doctor` sizes RLIMIT_MEMLOCK from these).
+pub const RING_SQ_ENTRIES: u32 = 1024;
+/// Completion entries of every thread's ring.
+pub const RING_CQ_ENTRIES: u32 = 8192;
+/// Provided-buffer groups of every thread's ring (TCP, UDP).
+pub const RING_BUF_GROUPS: u32 = 2;
+
 /// The ring and buffers of every thread (and of the probe, which checks exactly these).
 const SIZES: Sizes = Sizes {
-    sq_entries: 1024,
-    cq_entries: 8192,
+    sq_entries: RING_SQ_ENTRIES,
+    cq_entries: RING_CQ_ENTRIES,
     tcp_bufs: TCP_BUFS,
     tcp_buf_bytes: TCP_BUF_BYTES,
     udp_bufs: UDP_BUFS,

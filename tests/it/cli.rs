@@ -212,3 +212,138 @@ fn carbyne_in_clean_env(args: &[&str]) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
+
+fn repo_file(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel).to_str().unwrap().to_string()
+}
+
+#[test]
+fn profile_c3_xlarge_loads() {
+    let conf = repo_file("tuning/profiles/c3.xlarge/carbon.conf");
+    let out = ok(&[
+        "check-config",
+        "--config",
+        &conf,
+        "--metric",
+        "stats.timers.api.upper_90",
+        "--metric",
+        "carbon.agents.h-a.cpuUsage",
+    ]);
+    for setting in [
+        "LOCAL_DATA_DIR = /var/lib/carbyne/whisper",
+        "MAX_CACHE_SIZE = 10000000",
+        "INGEST_THREADS = 4",
+        "WRITER_THREADS = 2",
+        "WRITER_OPEN_FILES = 65536",
+        "MAX_UPDATES_PER_SECOND = 10000",
+        "MAX_CREATES_PER_MINUTE = 12000",
+    ] {
+        assert!(out.contains(setting), "{setting} missing: {out}");
+    }
+    assert!(out.contains("ignored keys (carbon keys Carbyne does not act on): none"), "{out}");
+    assert!(out.contains("unknown keys (no carbon key of that name): none"), "{out}");
+    assert!(out.contains("warnings: none"), "{out}");
+    let timer = out.split("metric stats.timers.api.upper_90:").nth(1).unwrap();
+    assert!(timer.contains("10:2160,60:10080,600:52560") && timer.contains("max xFilesFactor 0.1"), "{timer}");
+    let own = out.split("metric carbon.agents.h-a.cpuUsage:").nth(1).unwrap();
+    assert!(own.contains("60:129600"), "{own}");
+}
+
+#[test]
+fn docker_image_configuration_loads() {
+    let conf = repo_file("tuning/docker/conf/carbon.conf");
+    let out = ok(&["check-config", "--config", &conf]);
+    assert!(out.contains("LOCAL_DATA_DIR = /opt/graphite/storage/whisper"), "{out}");
+    assert!(out.contains("ENABLE_UDP_LISTENER = True") && out.contains("CACHE_QUERY_PORT = 7002"), "{out}");
+    assert!(out.contains("unknown keys (no carbon key of that name): none"), "{out}");
+    assert!(out.contains("warnings: none"), "{out}");
+}
+
+/// The checks `carbyne doctor` runs, in the order it prints them.
+const DOCTOR_CHECKS: [&str; 9] = [
+    "io_uring",
+    "RLIMIT_MEMLOCK",
+    "net.core.rmem_max",
+    "net.core.somaxconn",
+    "net.ipv4.tcp_max_syn_backlog",
+    "RLIMIT_NOFILE",
+    "vm.dirty_*",
+    "LOCAL_DATA_DIR",
+    "cores",
+];
+
+/// Runs `carbyne doctor ARGS` and checks the shape of what it prints: one verdict line per
+/// check, in order, a summary agreeing with them, and exit status 1 exactly when one failed.
+fn doctor(args: &[&str]) -> (Vec<(String, String)>, Output) {
+    let out = Command::new(env!("CARGO_BIN_EXE_carbyne"))
+        .arg("doctor")
+        .args(args)
+        .env_remove("GRAPHITE_ROOT")
+        .env_remove("GRAPHITE_CONF_DIR")
+        .env_remove("GRAPHITE_STORAGE_DIR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let verdicts: Vec<(String, String)> = stdout
+        .lines()
+        .filter(|l| l.starts_with('['))
+        .map(|l| {
+            let (verdict, rest) = l[1..].split_once("] ").unwrap_or_else(|| panic!("no verdict: {l}"));
+            let (check, text) = rest.split_once(": ").unwrap_or_else(|| panic!("no check name: {l}"));
+            assert!(!text.is_empty(), "a verdict says why: {l}");
+            (verdict.to_string(), check.to_string())
+        })
+        .collect();
+    let checks: Vec<&str> = verdicts.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(checks, DOCTOR_CHECKS, "one line per check: {stdout}");
+    assert!(verdicts.iter().all(|(v, _)| ["ok", "warn", "fail"].contains(&v.as_str())), "{stdout}");
+    let count = |w: &str| verdicts.iter().filter(|(v, _)| v == w).count();
+    let summary = stdout.lines().last().unwrap();
+    assert!(
+        summary.starts_with(&format!(
+            "carbyne doctor: {} ok, {} warn, {} fail",
+            count("ok"),
+            count("warn"),
+            count("fail")
+        )),
+        "{stdout}"
+    );
+    let failed = count("fail") > 0;
+    assert_eq!(out.status.code(), Some(i32::from(failed)), "exit 1 exactly when a check fails: {stdout}");
+    if failed {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("checks failed"), "{stderr}");
+    }
+    (verdicts, out)
+}
+
+#[test]
+fn doctor_checks_this_machine_one_line_per_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = doctor(&["--data-dir", s(dir.path())]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("(configuration: embedded defaults)"), "{stdout}");
+    let (_, out) = doctor(&["--config", &repo_file("tuning/profiles/c3.xlarge/carbon.conf")]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("4 ingest threads (INGEST_THREADS = 4)"), "{stdout}");
+    assert!(stdout.contains("2 writers x WRITER_OPEN_FILES 65536"), "{stdout}");
+}
+
+#[test]
+fn doctor_fails_when_the_writers_need_more_files_than_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // No file-descriptor limit reaches two billion (fs.nr_open caps it near 2^30).
+    let carbon = format!(
+        "[cache]\nLOCAL_DATA_DIR = {}\nWRITER_THREADS = 1\nWRITER_OPEN_FILES = 2000000000\n",
+        s(&dir.path().join("whisper"))
+    );
+    std::fs::write(dir.path().join("carbon.conf"), carbon).unwrap();
+    std::fs::write(dir.path().join("storage-schemas.conf"), "[all]\npattern = .*\nretentions = 60:10\n").unwrap();
+    let (verdicts, out) = doctor(&["--config", s(&dir.path().join("carbon.conf"))]);
+    let nofile = verdicts.iter().find(|(_, c)| c == "RLIMIT_NOFILE").unwrap();
+    assert_eq!(nofile.0, "fail");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("2000000000 whisper files (1 writer x WRITER_OPEN_FILES 2000000000)"), "{stdout}");
+    assert!(stdout.contains("EMFILE"), "{stdout}");
+}
