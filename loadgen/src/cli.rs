@@ -2,7 +2,10 @@
 //! sending, output); `plaintext` and `statsd` share the output group and the flag names where
 //! the meaning is the same (`--target`, `--prefix`, `--name-pattern`, `--seed`, `--rate`,
 //! `--duration`). `render` queries a Graphite HTTP API (`--url`, `--query`) and shares the output
-//! group, `--connections` and `--duration`.
+//! group, `--connections` and `--duration`. The carbon modes (`plaintext`, `plaintext-udp`,
+//! `pickle`, `mixed`) share the workload group and the read-back checks (`--verify`,
+//! `--visibility`); the UDP ones share statsd's `--senders`, `--lines-per-datagram` and
+//! `--max-datagram`.
 //!
 //! This module only parses and converts: it opens nothing and reads no clock.
 
@@ -11,13 +14,18 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::http::{Method, RenderForm};
+use crate::mixed::Shares;
 use crate::name::DEFAULT_PATTERN;
+use crate::pickle::{Framing, BATCH_POINTS_DEFAULT, FRAME_BYTES_DEFAULT, FRAME_BYTES_MAX};
+use crate::plaintext_udp::PlaintextUdpConfig;
 use crate::render::{RenderConfig, CLIENTS_MAX};
 use crate::run::{RunConfig, CONNECTIONS_MAX};
 use crate::sender::{SendConfig, BATCH_BYTES};
 use crate::statsd::{self, Mix, StatsdSpec, DATAGRAM_BYTES_DEFAULT, DATAGRAM_BYTES_MAX};
 use crate::udp::{UdpConfig, SENDERS_MAX};
-use crate::workload::{default_start_ts, WorkloadSpec};
+use crate::verify;
+use crate::visibility;
+use crate::workload::{default_start_ts, ValuePattern, WorkloadSpec};
 
 /// Lines in a statsd run given neither `--lines` nor `--duration`.
 pub const STATSD_LINES_DEFAULT: u64 = 1_000_000;
@@ -42,6 +50,12 @@ pub struct Cli {
 pub enum Command {
     /// Send carbon plaintext lines (`name value timestamp`) over TCP.
     Plaintext(PlaintextArgs),
+    /// Send carbon plaintext lines over UDP, several per datagram.
+    PlaintextUdp(PlaintextUdpArgs),
+    /// Send carbon pickle frames (lists of `(name, (timestamp, value))`) over TCP.
+    Pickle(PickleArgs),
+    /// Send plaintext over TCP, pickle over TCP and statsd over UDP at once.
+    Mixed(MixedArgs),
     /// Send statsd lines (`key:value|type[|@rate]`) over UDP.
     Statsd(StatsdArgs),
     /// Ask a Graphite HTTP API for `/render` (as Grafana does) in a closed loop and measure
@@ -63,7 +77,271 @@ pub struct PlaintextArgs {
     pub send: SendArgs,
 
     #[command(flatten)]
+    pub check: CheckArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `plaintext-udp` flags.
+#[derive(Debug, Args)]
+pub struct PlaintextUdpArgs {
+    /// Server to send to.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:2003")]
+    pub target: String,
+
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+
+    #[command(flatten)]
+    pub send: CarbonUdpSendArgs,
+
+    #[command(flatten)]
+    pub check: CheckArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `pickle` flags.
+#[derive(Debug, Args)]
+pub struct PickleArgs {
+    /// Server to send to.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:2004")]
+    pub target: String,
+
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+
+    #[command(flatten)]
+    pub framing: FramingArgs,
+
+    #[command(flatten)]
+    pub check: CheckArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `mixed` flags.
+#[derive(Debug, Args)]
+pub struct MixedArgs {
+    /// Where plaintext goes.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:2003")]
+    pub plaintext_target: String,
+
+    /// Where pickle goes.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:2004")]
+    pub pickle_target: String,
+
+    /// Where statsd goes.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8125")]
+    pub statsd_target: String,
+
+    /// How the traffic divides: the carbon metrics between plaintext and pickle, statsd lines in
+    /// proportion to the carbon points, and --rate among the three; 0 leaves a protocol out.
+    #[arg(long, value_name = "PROTOCOL=SHARE,...", default_value = "plaintext=60,pickle=30,statsd=10", value_parser = Shares::parse)]
+    pub share: Shares,
+
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+
+    #[command(flatten)]
+    pub send: SendArgs,
+
+    #[command(flatten)]
+    pub framing: FramingArgs,
+
+    #[command(flatten)]
+    pub statsd: MixedStatsdArgs,
+
+    #[command(flatten)]
+    pub check: CheckArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// The statsd part of a mixed run.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "statsd part")]
+pub struct MixedStatsdArgs {
+    /// Distinct statsd keys.
+    #[arg(long, value_name = "N", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub statsd_keys: u64,
+
+    /// Weights of the statsd types among the keys, as `statsd --mix`.
+    #[arg(long, value_name = "TYPE=WEIGHT,...", default_value = "c=40,ms=30,g=20,s=10", value_parser = Mix::parse)]
+    pub statsd_mix: Mix,
+
+    /// statsd key template, as `statsd --name-pattern` ({prefix} is --prefix).
+    #[arg(long, value_name = "TEMPLATE", default_value = statsd::DEFAULT_PATTERN)]
+    pub statsd_name_pattern: String,
+
+    /// statsd sender threads, each with its own UDP socket.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=SENDERS_MAX as u64)
+    )]
+    pub senders: usize,
+
+    /// Most statsd lines per datagram.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub lines_per_datagram: usize,
+
+    /// Most bytes per statsd datagram.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = DATAGRAM_BYTES_DEFAULT,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=DATAGRAM_BYTES_MAX as u64)
+    )]
+    pub max_datagram: usize,
+}
+
+impl MixedStatsdArgs {
+    /// The statsd workload's numbers (the other statsd settings at their `statsd` defaults).
+    pub fn spec(&self, seed: u64) -> StatsdSpec {
+        StatsdSpec {
+            n_keys: self.statsd_keys,
+            mix: self.statsd_mix,
+            sampled_fraction: 0.1,
+            sample_rate: 0.5,
+            gauge_delta_fraction: 0.25,
+            n_set_members: 100,
+            seed,
+            lines_per_datagram: self.lines_per_datagram,
+            datagram_bytes_max: self.max_datagram,
+        }
+    }
+}
+
+/// Pickle framing.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Pickle")]
+pub struct FramingArgs {
+    /// Most points per pickle frame.
+    #[arg(long, value_name = "N", default_value_t = BATCH_POINTS_DEFAULT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub batch_points: usize,
+
+    /// Most bytes per pickle (the length prefix's value): carbon refuses frames over its
+    /// PICKLE_RECEIVER_MAX_LENGTH.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = FRAME_BYTES_DEFAULT,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=FRAME_BYTES_MAX as u64)
+    )]
+    pub max_frame: usize,
+}
+
+impl FramingArgs {
+    /// The framing these flags ask for.
+    pub fn framing(&self) -> Framing {
+        Framing { batch_points: self.batch_points, frame_bytes_max: self.max_frame }
+    }
+}
+
+/// How to send carbon plaintext over UDP.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sending")]
+pub struct CarbonUdpSendArgs {
+    /// Sender threads, each with its own UDP socket; the metrics are split among them.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=SENDERS_MAX as u64)
+    )]
+    pub senders: usize,
+
+    /// Most lines per datagram.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub lines_per_datagram: usize,
+
+    /// Most bytes per datagram: a line that would not fit starts the next one.
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = DATAGRAM_BYTES_DEFAULT,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=DATAGRAM_BYTES_MAX as u64)
+    )]
+    pub max_datagram: usize,
+
+    /// Offered points per second, all senders together (open loop) [default: as fast as the
+    /// senders go (closed loop)].
+    #[arg(long, value_name = "POINTS_PER_SEC", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+
+    /// Stop sending after this many seconds even if points remain [default: send every point].
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub duration: Option<Duration>,
+}
+
+impl CarbonUdpSendArgs {
+    /// The run configuration these flags ask for.
+    pub fn config(&self, quiet: bool) -> PlaintextUdpConfig {
+        PlaintextUdpConfig {
+            n_senders: self.senders,
+            lines_per_datagram: self.lines_per_datagram,
+            datagram_bytes_max: self.max_datagram,
+            rate_per_s: self.rate,
+            deadline: self.duration,
+            quiet,
+            progress_unit: "points",
+        }
+    }
+}
+
+/// Reading the run back through the render API.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Checks")]
+pub struct CheckArgs {
+    /// After the run, read every series sent back from this Graphite HTTP API (http:// only; a
+    /// path is a prefix) and count points found, missing and wrong.
+    #[arg(long, value_name = "URL")]
+    pub verify: Option<String>,
+
+    /// Concurrent render requests while verifying.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = verify::CONNECTIONS_DEFAULT,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=verify::CONNECTIONS_MAX as u64)
+    )]
+    pub verify_connections: usize,
+
+    /// Most series names per render request.
+    #[arg(long, value_name = "N", default_value_t = verify::BATCH_NAMES_DEFAULT, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub verify_batch: usize,
+
+    /// Longest one render request may take.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub verify_timeout: Duration,
+
+    /// Ask again for missing points until this long after the verification started (points may
+    /// still be on their way: UDP buffers, a server's queues).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs_or_zero)]
+    pub verify_wait: Duration,
+
+    /// Relative difference between the value sent and the value read still counted as found
+    /// (float formatting).
+    #[arg(long, value_name = "FRACTION", default_value_t = 1e-9, value_parser = parse_fraction)]
+    pub verify_tolerance: f64,
+
+    /// Follow about N points and time how long each takes to show through the render API
+    /// (polled while the run goes on, at the --verify URL).
+    #[arg(long, value_name = "N", requires = "verify", value_parser = clap::value_parser!(u64).range(1..=visibility::SAMPLES_MAX))]
+    pub visibility: Option<u64>,
+
+    /// How long a followed point may take to show before it counts as not visible.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub visibility_timeout: Duration,
 }
 
 /// What to send.
@@ -83,7 +361,8 @@ pub struct WorkloadArgs {
     pub prefix: String,
 
     /// Metric name template: {prefix}, {i} = metric index, {h} = index / 100, {m} = index % 100
-    /// as two digits. Must contain {i}, or {h} and {m}.
+    /// as two digits, {d} = index / 10000. Must contain {i}, or {h} and {m}. Tags after a ';':
+    /// '{prefix}.cpu{m};host=h{h};dc=dc{d}'.
     #[arg(long, value_name = "TEMPLATE", default_value = DEFAULT_PATTERN)]
     pub name_pattern: String,
 
@@ -99,6 +378,11 @@ pub struct WorkloadArgs {
     /// Seed of the value generator (SplitMix64): the same seed sends the same values.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
+
+    /// Values: random (seeded, 0 to 1000), constant:V (V; constant alone: 1), sequence (the
+    /// point index), sine:N (a wave of N points between 0 and 1000; sine alone: 60).
+    #[arg(long, value_name = "PATTERN", default_value = "random", value_parser = ValuePattern::parse)]
+    pub values: ValuePattern,
 }
 
 impl WorkloadArgs {
@@ -110,6 +394,7 @@ impl WorkloadArgs {
             start_ts: self.start.unwrap_or_else(|| default_start_ts(now_ts, self.points, self.interval)),
             interval_s: self.interval,
             seed: self.seed,
+            values: self.values,
         }
     }
 }
@@ -154,6 +439,7 @@ impl SendArgs {
                 accept_timeout: self.accept_timeout,
             },
             quiet,
+            progress_unit: "points",
         }
     }
 }
@@ -297,6 +583,7 @@ impl StatsdSendArgs {
             rate_per_s: self.rate,
             deadline: self.duration,
             quiet,
+            progress_unit: "lines",
         }
     }
 }
@@ -449,6 +736,15 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_secs_or_zero(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if (0.0..=SECS_MAX).contains(&secs) {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!("must be from 0 to {SECS_MAX} seconds"))
+    }
+}
+
 fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
     if secs > 0.0 && secs <= SECS_MAX {
@@ -592,7 +888,14 @@ mod tests {
         assert_eq!(spec, want);
         let w = &args.workload;
         assert_eq!((w.prefix.as_str(), w.name_pattern.as_str()), ("loadgen", statsd::DEFAULT_PATTERN));
-        let want = UdpConfig { n_senders: 1, n_lines: Some(1_000_000), rate_per_s: None, deadline: None, quiet: false };
+        let want = UdpConfig {
+            n_senders: 1,
+            n_lines: Some(1_000_000),
+            rate_per_s: None,
+            deadline: None,
+            quiet: false,
+            progress_unit: "lines",
+        };
         assert_eq!(args.send.udp_config(false), want);
         // A duration alone sends until it ends; with --lines too, whichever comes first.
         assert_eq!(parse_statsd(&["--duration=2"]).unwrap().send.udp_config(true).n_lines, None);
@@ -631,6 +934,7 @@ mod tests {
             rate_per_s: Some(1000.0),
             deadline: Some(Duration::from_millis(1_500)),
             quiet: true,
+            progress_unit: "lines",
         };
         assert_eq!(cfg, want);
         assert!(args.output.json);
@@ -660,6 +964,77 @@ mod tests {
         }
     }
 
+    fn parse_cmd(args: &[&str]) -> Result<Command, clap::Error> {
+        Cli::try_parse_from(["carbyne-loadgen"].iter().chain(args)).map(|cli| cli.command)
+    }
+
+    #[test]
+    fn carbon_modes_and_checks() {
+        let Command::PlaintextUdp(args) = parse_cmd(&["plaintext-udp", "--values=sine:5"]).unwrap() else {
+            panic!("parsed as plaintext-udp")
+        };
+        assert_eq!(args.target, "127.0.0.1:2003");
+        assert_eq!(args.workload.spec(0).values, ValuePattern::Sine { period_points: 5 });
+        let want = PlaintextUdpConfig {
+            n_senders: 1,
+            lines_per_datagram: 1,
+            datagram_bytes_max: 1432,
+            rate_per_s: None,
+            deadline: None,
+            quiet: true,
+            progress_unit: "points",
+        };
+        assert_eq!(args.send.config(true), want);
+        assert!(args.check.verify.is_none() && args.check.visibility.is_none());
+        let Command::Pickle(args) = parse_cmd(&[
+            "pickle",
+            "--batch-points=7",
+            "--max-frame=4096",
+            "--verify=http://h:81",
+            "--verify-connections=2",
+            "--verify-batch=9",
+            "--verify-timeout=3",
+            "--verify-wait=0",
+            "--verify-tolerance=0",
+            "--visibility=40",
+            "--visibility-timeout=2.5",
+        ])
+        .unwrap() else {
+            panic!("parsed as pickle")
+        };
+        assert_eq!(args.target, "127.0.0.1:2004");
+        assert_eq!(args.framing.framing(), Framing { batch_points: 7, frame_bytes_max: 4096 });
+        let c = &args.check;
+        assert_eq!((c.verify.as_deref(), c.verify_connections, c.verify_batch), (Some("http://h:81"), 2, 9));
+        assert_eq!(
+            (c.verify_timeout, c.verify_wait, c.verify_tolerance),
+            (Duration::from_secs(3), Duration::ZERO, 0.0)
+        );
+        assert_eq!((c.visibility, c.visibility_timeout), (Some(40), Duration::from_millis(2_500)));
+        let Command::Mixed(args) = parse_cmd(&["mixed", "--share=pickle=1,statsd=3", "--senders=2"]).unwrap() else {
+            panic!("parsed as mixed")
+        };
+        assert_eq!(args.share, Shares { plaintext: 0, pickle: 1, statsd: 3 });
+        assert_eq!((args.statsd.senders, args.statsd.statsd_keys, args.send.connections), (2, 1_000, 4));
+        assert_eq!(args.statsd.spec(9).seed, 9);
+        let Command::Mixed(args) = parse_cmd(&["mixed"]).unwrap() else { panic!("parsed as mixed") };
+        assert_eq!(args.share, Shares::default());
+        for bad in [
+            &["plaintext", "--visibility=5"][..],
+            &["plaintext", "--values=walk"],
+            &["plaintext-udp", "--senders=0"],
+            &["plaintext-udp", "--max-datagram=70000"],
+            &["pickle", "--batch-points=0"],
+            &["pickle", "--max-frame=0"],
+            &["pickle", "--verify=x", "--verify-connections=0"],
+            &["pickle", "--verify=x", "--verify-tolerance=2"],
+            &["mixed", "--share=plaintext=0"],
+            &["mixed", "--statsd-mix=x=1"],
+        ] {
+            assert!(parse_cmd(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
@@ -670,7 +1045,14 @@ mod tests {
         let args = parse(&[]).unwrap();
         assert_eq!(args.target, "127.0.0.1:2003");
         let spec = args.workload.spec(1_700_000_003);
-        let want = WorkloadSpec { n_metrics: 10_000, n_points: 100, start_ts: 1_699_999_000, interval_s: 10, seed: 1 };
+        let want = WorkloadSpec {
+            n_metrics: 10_000,
+            n_points: 100,
+            start_ts: 1_699_999_000,
+            interval_s: 10,
+            seed: 1,
+            values: ValuePattern::Random,
+        };
         assert_eq!(spec, want);
         assert_eq!((args.workload.prefix.as_str(), args.workload.name_pattern.as_str()), ("loadgen", DEFAULT_PATTERN));
         let cfg = args.send.run_config(args.output.quiet);

@@ -8,6 +8,7 @@
 //! | `{i}` | the metric index `m`, `0 ..= metrics - 1` |
 //! | `{h}` | `m / 100`: the branch, so no directory holds more than 100 leaves |
 //! | `{m}` | `m % 100`, zero-padded to two digits (`00` ..= `99`) |
+//! | `{d}` | `m / 10000` (`{h} / 100`): a third level above `{h}`, e.g. a data centre |
 //!
 //! The default `{prefix}.host{h}.cpu{m}` gives `loadgen.host0.cpu00` ... `loadgen.host99.cpu99`
 //! for 10 000 metrics: 100 directories of 100 whisper files each, not one directory of 10 000.
@@ -15,7 +16,16 @@
 //! Every metric must get its own name, so a template must contain `{i}`, or both `{h}` and `{m}`
 //! (`{m}` has a fixed width, which keeps `{h}{m}` unambiguous). Whitespace and control characters
 //! are refused anywhere in the template and the prefix: they would split or end a plaintext line.
-//! Nothing else is checked: names are sent as written.
+//!
+//! **Tagged names.** A `;` starts Graphite tags (carbon 1.1's `name;tag=value;...`):
+//! `{prefix}.cpu{m};host=h{h};dc=dc{d}` names metric 12345 `loadgen.cpu45;host=h123;dc=dc1`.
+//! The tags are checked as carbon checks them, once, on the template: every `;`-separated
+//! segment after the first must be `key=value` (split at the first `=`) with a key that is not
+//! empty and holds no `!` or `^`, and a value that is not empty and does not start with `~`; the key `name` and a key
+//! given twice are refused too, so that the server's canonical form of a name ([`canonical`]:
+//! the tags sorted) names the same series. Template fields expand to digits only, so what holds
+//! for one metric's name holds for every metric's. Nothing else is checked: names are sent as
+//! written, tags in the template's order.
 
 use std::fmt;
 
@@ -23,6 +33,9 @@ use crate::decimal::{push_u64, push_u64_padded};
 
 /// Leaves per branch: `{h}` is `m / FANOUT`, `{m}` is `m % FANOUT`.
 pub const FANOUT: u64 = 100;
+
+/// `{d}` is `m / GROUP`.
+pub const GROUP: u64 = FANOUT * FANOUT;
 
 /// Digits of `{m}`: enough for `FANOUT - 1`, and fixed so names sort and never collide.
 const LEAF_WIDTH: usize = 2;
@@ -43,6 +56,8 @@ enum Segment {
     Branch,
     /// `{m}`.
     Leaf,
+    /// `{d}`.
+    Group,
 }
 
 /// A parsed, validated name template.
@@ -69,13 +84,16 @@ pub enum NameError {
     BadChar(char),
     /// Neither `{i}` nor both `{h}` and `{m}`: metrics would share names.
     NotUnique,
+    /// A tag segment (after a `;`) that carbon would refuse or that would not name one series;
+    /// the segment as it reads for metric 0, and why.
+    BadTag(String, &'static str),
 }
 
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NameError::UnknownPlaceholder(p) => {
-                write!(f, "unknown template field {{{p}}} (known: {{prefix}} {{i}} {{h}} {{m}})")
+                write!(f, "unknown template field {{{p}}} (known: {{prefix}} {{i}} {{h}} {{m}} {{d}})")
             }
             NameError::UnclosedBrace => write!(f, "'{{' without a closing '}}'"),
             NameError::StrayCloseBrace => write!(f, "'}}' without an opening '{{'"),
@@ -83,6 +101,7 @@ impl fmt::Display for NameError {
             NameError::NotUnique => {
                 write!(f, "needs {{i}} or both {{h}} and {{m}} so that every metric has its own name")
             }
+            NameError::BadTag(segment, why) => write!(f, "tag {segment:?}: {why}"),
         }
     }
 }
@@ -99,7 +118,14 @@ impl NamePattern {
         if !(has(Segment::Index) || (has(Segment::Branch) && has(Segment::Leaf))) {
             return Err(NameError::NotUnique);
         }
-        Ok(NamePattern { pattern: pattern.to_owned(), prefix: prefix.to_owned(), segments })
+        let names = NamePattern { pattern: pattern.to_owned(), prefix: prefix.to_owned(), segments };
+        check_tags(&names.render(0))?;
+        Ok(names)
+    }
+
+    /// Whether the names carry tags (a `;`).
+    pub fn is_tagged(&self) -> bool {
+        self.segments.iter().any(|s| matches!(s, Segment::Literal(bytes) if bytes.contains(&b';')))
     }
 
     /// Appends the name of metric `metric_idx`.
@@ -110,6 +136,7 @@ impl NamePattern {
                 Segment::Index => push_u64(buf, metric_idx),
                 Segment::Branch => push_u64(buf, metric_idx / FANOUT),
                 Segment::Leaf => push_u64_padded(buf, metric_idx % FANOUT, LEAF_WIDTH),
+                Segment::Group => push_u64(buf, metric_idx / GROUP),
             }
         }
     }
@@ -131,6 +158,52 @@ impl NamePattern {
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
+}
+
+/// Checks the tags of `name` (one metric's name) as the module documentation says.
+fn check_tags(name: &str) -> Result<(), NameError> {
+    let Some((metric, tags)) = name.split_once(';') else { return Ok(()) };
+    if metric.is_empty() {
+        return Err(NameError::BadTag(name.to_owned(), "the name before the first ';' is empty"));
+    }
+    let mut keys: Vec<&str> = Vec::new();
+    for segment in tags.split(';') {
+        let bad = |why| Err(NameError::BadTag(segment.to_owned(), why));
+        let Some((key, value)) = segment.split_once('=') else { return bad("not key=value") };
+        if key.is_empty() || key.contains(['!', '^']) {
+            return bad("a key must not be empty or hold '!' or '^'");
+        }
+        if value.is_empty() || value.starts_with('~') {
+            return bad("a value must not be empty or start with '~'");
+        }
+        if key == "name" {
+            return bad("the name tag is the part before the first ';'");
+        }
+        if keys.contains(&key) {
+            return bad("a key given twice");
+        }
+        keys.push(key);
+    }
+    Ok(())
+}
+
+/// The canonical form of a tagged name, as carbon stores and graphite-web names it: the tag
+/// segments sorted (as carbon sorts its `;key=value` strings). A name without tags, or one whose
+/// tags are already sorted, comes back borrowed.
+pub fn canonical(name: &str) -> std::borrow::Cow<'_, str> {
+    let Some((metric, tags)) = name.split_once(';') else { return name.into() };
+    let mut segments: Vec<&str> = tags.split(';').collect();
+    if segments.windows(2).all(|w| w[0] <= w[1]) {
+        return name.into();
+    }
+    segments.sort_unstable();
+    let mut out = String::with_capacity(name.len());
+    out.push_str(metric);
+    for segment in segments {
+        out.push(';');
+        out.push_str(segment);
+    }
+    out.into()
 }
 
 fn check_chars(text: &str) -> Result<(), NameError> {
@@ -156,6 +229,7 @@ fn parse_segments(pattern: &str, prefix: &str) -> Result<Vec<Segment>, NameError
             "i" => Some(Segment::Index),
             "h" => Some(Segment::Branch),
             "m" => Some(Segment::Leaf),
+            "d" => Some(Segment::Group),
             other => return Err(NameError::UnknownPlaceholder(other.to_owned())),
         };
         match segment {
@@ -211,8 +285,32 @@ mod tests {
     }
 
     #[test]
+    fn third_level_and_tags() {
+        let pattern = "{prefix}.cpu{m};host=h{h};dc=dc{d}";
+        assert_eq!(
+            names(pattern, "lg", &[0, 12_345, 1_000_000]),
+            ["lg.cpu00;host=h0;dc=dc0", "lg.cpu45;host=h123;dc=dc1", "lg.cpu00;host=h10000;dc=dc100"]
+        );
+        assert!(NamePattern::parse(pattern, "lg").unwrap().is_tagged());
+        assert!(!NamePattern::parse(DEFAULT_PATTERN, "lg").unwrap().is_tagged());
+        assert!(NamePattern::parse("{prefix}{i}", "a;k=v").unwrap().is_tagged(), "tags may come from the prefix");
+        // Values may hold '=' (carbon splits at the first one), keys and values any other byte.
+        assert_eq!(names("m{i};k=a=b;x.y=-_", "", &[3]), ["m3;k=a=b;x.y=-_"]);
+    }
+
+    #[test]
+    fn canonical_sorts_tags_as_carbon() {
+        assert_eq!(canonical("a.b"), "a.b");
+        assert_eq!(canonical("a.b;k=v"), "a.b;k=v");
+        assert!(matches!(canonical("a.b;a=1;b=2"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(canonical("lg.cpu45;host=h123;dc=dc1"), "lg.cpu45;dc=dc1;host=h123");
+        // Sorted as `key=value` strings: '-' (0x2d) sorts before '=' (0x3d).
+        assert_eq!(canonical("m;a=1;a-b=2"), "m;a-b=2;a=1");
+    }
+
+    #[test]
     fn names_are_unique() {
-        for pattern in [DEFAULT_PATTERN, "{h}{m}", "{m}{h}", "x{i}"] {
+        for pattern in [DEFAULT_PATTERN, "{h}{m}", "{m}{h}", "x{i}", "c{m};h=h{h};d=d{d}"] {
             let p = NamePattern::parse(pattern, "lg").unwrap();
             let all: HashSet<String> = (0..20_000).map(|m| p.render(m)).collect();
             assert_eq!(all.len(), 20_000, "{pattern}");
@@ -231,6 +329,17 @@ mod tests {
             ("{prefix}.{h}", "p", NameError::NotUnique),
             ("{prefix}.{m}", "p", NameError::NotUnique),
             ("{prefix}", "p", NameError::NotUnique),
+            ("{prefix}.{i};", "p", NameError::BadTag("".into(), "not key=value")),
+            ("{prefix}.{i};k", "p", NameError::BadTag("k".into(), "not key=value")),
+            ("{prefix}.{i};=v", "p", NameError::BadTag("=v".into(), "a key must not be empty or hold '!' or '^'")),
+            ("{i};a!b=v", "p", NameError::BadTag("a!b=v".into(), "a key must not be empty or hold '!' or '^'")),
+            ("{i};k=", "p", NameError::BadTag("k=".into(), "a value must not be empty or start with '~'")),
+            ("{i};k=~x", "p", NameError::BadTag("k=~x".into(), "a value must not be empty or start with '~'")),
+            ("{i};name=x", "p", NameError::BadTag("name=x".into(), "the name tag is the part before the first ';'")),
+            ("{i};k=1;k=2", "p", NameError::BadTag("k=2".into(), "a key given twice")),
+            (";k=v{i}", "", NameError::BadTag(";k=v0".into(), "the name before the first ';' is empty")),
+            // A tag's checks see the prefix substituted.
+            ("{prefix}.{i}", "a;b", NameError::BadTag("b.0".into(), "not key=value")),
         ];
         for (pattern, prefix, want) in cases {
             let got = NamePattern::parse(pattern, prefix).err();

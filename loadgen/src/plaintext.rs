@@ -14,8 +14,10 @@ use std::ops::Range;
 use crate::decimal::{push_f64, push_u64};
 use crate::report::{Report, RunInfo};
 use crate::run::{connect_all, run_tcp, RunConfig};
+use crate::sampler::{SampleBuf, Sampler};
 use crate::sender::BatchSource;
-use crate::workload::{partition, Workload};
+use crate::sent::{Sent, SentPart};
+use crate::workload::{partition_range, PointCursor, Workload};
 
 /// Appends the line for point `point_idx` of metric `metric_idx`.
 pub fn write_line(buf: &mut Vec<u8>, workload: &Workload, metric_idx: u64, point_idx: u64) {
@@ -27,49 +29,40 @@ pub fn write_line(buf: &mut Vec<u8>, workload: &Workload, metric_idx: u64, point
     buf.push(b'\n');
 }
 
-/// The lines of one connection: all points of `metrics`, point-major.
+/// The lines of one connection: all points of a range of metrics, point-major.
 #[derive(Debug, Clone)]
 pub struct PlaintextSource<'w> {
     workload: &'w Workload,
-    /// The metrics this connection owns; within `0..n_metrics`.
-    metrics: Range<u64>,
-    /// Next metric to write; within `metrics` unless `metrics` is empty.
-    next_metric: u64,
-    /// Next point index to write; `n_points` once exhausted.
-    next_point: u64,
+    cursor: PointCursor,
+    /// Sampled points of the batch being filled, for the visibility probe.
+    samples: SampleBuf,
 }
 
 impl<'w> PlaintextSource<'w> {
     /// The lines for `metrics`, a range of the workload's metric indexes.
     pub fn new(workload: &'w Workload, metrics: Range<u64>) -> PlaintextSource<'w> {
-        assert!(metrics.end <= workload.spec().n_metrics, "metrics outside the workload");
-        let next_point = if metrics.is_empty() { workload.spec().n_points } else { 0 };
-        PlaintextSource { workload, next_metric: metrics.start, metrics, next_point }
+        PlaintextSource::sampled(workload, metrics, None)
     }
 
-    fn is_exhausted(&self) -> bool {
-        self.next_point >= self.workload.spec().n_points
-    }
-
-    fn advance(&mut self) {
-        self.next_metric += 1;
-        if self.next_metric == self.metrics.end {
-            self.next_metric = self.metrics.start;
-            self.next_point += 1;
-        }
+    /// The lines for `metrics`, telling `sampler` when its points leave.
+    pub fn sampled(workload: &'w Workload, metrics: Range<u64>, sampler: Option<Sampler>) -> PlaintextSource<'w> {
+        PlaintextSource { workload, cursor: PointCursor::new(workload, metrics), samples: SampleBuf::new(sampler) }
     }
 }
 
 impl BatchSource for PlaintextSource<'_> {
     fn n_points(&self) -> u64 {
-        (self.metrics.end - self.metrics.start) * self.workload.spec().n_points
+        self.cursor.n_total()
     }
 
     fn fill(&mut self, buf: &mut Vec<u8>, max_points: u64, max_bytes: usize) -> u64 {
+        self.samples.start_batch();
         let mut n = 0;
-        while n < max_points && buf.len() < max_bytes && !self.is_exhausted() {
-            write_line(buf, self.workload, self.next_metric, self.next_point);
-            self.advance();
+        while n < max_points && buf.len() < max_bytes {
+            let Some((metric_idx, point_idx)) = self.cursor.peek() else { break };
+            write_line(buf, self.workload, metric_idx, point_idx);
+            self.samples.note(metric_idx, point_idx);
+            self.cursor.advance();
             n += 1;
         }
         n
@@ -78,20 +71,41 @@ impl BatchSource for PlaintextSource<'_> {
     fn complete_points(&self, bytes: &[u8]) -> u64 {
         bytes.iter().filter(|&&b| b == b'\n').count() as u64
     }
+
+    fn batch_written(&mut self) {
+        self.samples.written();
+    }
 }
 
 /// Sends the whole `workload` to `target` as plaintext over TCP, the metrics split among
 /// `cfg.n_connections` connections. Fails only if a connection cannot be opened; everything that
 /// goes wrong later is in the report.
 pub fn run(target: SocketAddr, workload: &Workload, cfg: &RunConfig) -> io::Result<Report> {
+    let all = 0..workload.spec().n_metrics;
+    run_range(target, workload, all, cfg, None).map(|(report, _)| report)
+}
+
+/// Sends the points of `metrics` (a range of `workload`'s metrics) to `target` as plaintext over
+/// TCP, split among `cfg.n_connections` connections, telling `sampler` when its points leave.
+/// Returns the report and what each connection sent, for `--verify`.
+pub fn run_range(
+    target: SocketAddr,
+    workload: &Workload,
+    metrics: Range<u64>,
+    cfg: &RunConfig,
+    sampler: Option<Sampler>,
+) -> io::Result<(Report, Sent)> {
     let streams = connect_all(target, cfg.n_connections)?;
-    let sources = partition(workload.spec().n_metrics, cfg.n_connections)
-        .into_iter()
-        .map(|metrics| PlaintextSource::new(workload, metrics))
-        .collect();
+    let ranges = partition_range(metrics.clone(), cfg.n_connections);
+    let sources =
+        ranges.iter().map(|range| PlaintextSource::sampled(workload, range.clone(), sampler.clone())).collect();
+    drop(sampler);
     let conns = run_tcp(streams, sources, cfg);
-    let info = RunInfo::new("plaintext", target, workload, cfg);
-    Ok(Report::new(info, conns))
+    let sent = Sent {
+        parts: ranges.into_iter().zip(&conns).map(|(range, conn)| SentPart::prefix(range, conn.points_sent)).collect(),
+    };
+    let info = RunInfo::new("plaintext", target, workload, cfg).with_metrics(metrics);
+    Ok((Report::new(info, conns), sent))
 }
 
 #[cfg(test)]
@@ -99,11 +113,18 @@ pub fn run(target: SocketAddr, workload: &Workload, cfg: &RunConfig) -> io::Resu
 mod tests {
     use super::*;
     use crate::name::{NamePattern, DEFAULT_PATTERN};
-    use crate::workload::WorkloadSpec;
+    use crate::workload::{ValuePattern, WorkloadSpec};
 
     fn tiny() -> Workload {
         let names = NamePattern::parse(DEFAULT_PATTERN, "t").unwrap();
-        let spec = WorkloadSpec { n_metrics: 2, n_points: 2, start_ts: 1_000, interval_s: 10, seed: 1_234_567 };
+        let spec = WorkloadSpec {
+            n_metrics: 2,
+            n_points: 2,
+            start_ts: 1_000,
+            interval_s: 10,
+            seed: 1_234_567,
+            values: ValuePattern::Random,
+        };
         Workload::new(names, spec).unwrap()
     }
 
@@ -142,7 +163,14 @@ mod tests {
     #[test]
     fn batches_concatenate_to_the_whole() {
         let names = NamePattern::parse("{prefix}.{h}.{m}", "lg").unwrap();
-        let spec = WorkloadSpec { n_metrics: 13, n_points: 5, start_ts: 0, interval_s: 60, seed: 9 };
+        let spec = WorkloadSpec {
+            n_metrics: 13,
+            n_points: 5,
+            start_ts: 0,
+            interval_s: 60,
+            seed: 9,
+            values: ValuePattern::Random,
+        };
         let w = Workload::new(names, spec).unwrap();
         let whole = all_bytes(&mut PlaintextSource::new(&w, 3..11));
         for (max_points, max_bytes) in [(1, usize::MAX), (7, usize::MAX), (u64::MAX, 1), (u64::MAX, 100)] {

@@ -37,6 +37,8 @@ impl Progress {
 pub struct Ticker {
     /// What is counted: `points` (carbon) or `lines` (statsd).
     unit: &'static str,
+    /// What happened to them: `sent`, `checked`.
+    verb: &'static str,
     /// Elapsed time at which the next line is due; a whole number of seconds, at least 1.
     next_tick: Duration,
     /// Points counted at the previous line (0 before the first).
@@ -52,9 +54,14 @@ impl Default for Ticker {
 }
 
 impl Ticker {
-    /// A ticker that calls what it counts `unit`.
+    /// A ticker that calls what it counts `unit`, sent.
     pub fn new(unit: &'static str) -> Ticker {
-        Ticker { unit, next_tick: Duration::from_secs(1), last_points: 0, last_at: Duration::ZERO }
+        Ticker::with_verb(unit, "sent")
+    }
+
+    /// A ticker of `unit`s that are `verb` (`checked`, ...).
+    pub fn with_verb(unit: &'static str, verb: &'static str) -> Ticker {
+        Ticker { unit, verb, next_tick: Duration::from_secs(1), last_points: 0, last_at: Duration::ZERO }
     }
 
     /// Time left until the next line is due.
@@ -68,13 +75,13 @@ impl Ticker {
         if now < self.next_tick {
             return;
         }
-        let (points, unit) = (progress.points(), self.unit);
+        let (points, unit, verb) = (progress.points(), self.unit, self.verb);
         let window_s = (now - self.last_at).as_secs_f64();
         let rate = points.saturating_sub(self.last_points) as f64 / window_s.max(1e-9);
         // Progress is best-effort: a closed stderr must not stop the run.
         let _ = writeln!(
             out,
-            "carbyne-loadgen: {:>5.1} s  {points} {unit} sent  {rate:.0} {unit}/s  {:.1} MiB",
+            "carbyne-loadgen: {:>5.1} s  {points} {unit} {verb}  {rate:.0} {unit}/s  {:.1} MiB",
             now.as_secs_f64(),
             progress.bytes() as f64 / (1024.0 * 1024.0),
         );

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::http::{HttpError, Response, ResponseParser, HEAD_BYTES_MAX};
-use crate::progress::Progress;
+use crate::progress::{Progress, Ticker};
 use crate::run::collect;
 use crate::sender::new_latency_histogram;
 
@@ -44,7 +44,7 @@ pub const CONSECUTIVE_FAILURES_MAX: u32 = 10;
 
 /// A client's read buffer: twice the longest head, so that after moving unparsed bytes to the
 /// front there is always room to read, and the parser always makes progress or fails.
-const READ_BUF_BYTES: usize = 2 * HEAD_BYTES_MAX;
+pub(crate) const READ_BUF_BYTES: usize = 2 * HEAD_BYTES_MAX;
 
 /// How to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +116,7 @@ pub fn run(addr: SocketAddr, request: &[u8], cfg: &RenderConfig) -> Vec<ClientRe
             });
         }
         drop(tx);
-        collect(&rx, cfg.n_connections, &progress, clock, cfg.quiet, "requests")
+        collect(&rx, cfg.n_connections, &progress, clock, cfg.quiet, Ticker::new("requests"))
     })
 }
 
@@ -346,7 +346,7 @@ impl Client {
 
 /// Moves the unparsed bytes `buf[start..end]` to the front of `buf` when the free space behind
 /// them is smaller than a head, so that a read always has room.
-fn make_room(buf: &mut [u8], start: &mut usize, end: &mut usize) {
+pub(crate) fn make_room(buf: &mut [u8], start: &mut usize, end: &mut usize) {
     if *start == *end {
         (*start, *end) = (0, 0);
     } else if buf.len() - *end < HEAD_BYTES_MAX {

@@ -14,11 +14,13 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
 use crate::json::JsonObject;
+use crate::pickle::Framing;
 use crate::run::RunConfig;
 use crate::sender::{new_latency_histogram, ConnReport, Drain, SendEnd};
 use crate::workload::{Workload, WorkloadSpec};
@@ -31,12 +33,16 @@ pub struct RunInfo {
     pub target: SocketAddr,
     pub n_connections: usize,
     pub workload: WorkloadSpec,
+    /// The metrics this run sent: all of the workload's, or a part of them (a mixed run).
+    pub metrics: Range<u64>,
     pub name_pattern: String,
     pub prefix: String,
     /// Offered points per second; `None` is closed loop.
     pub rate_per_s: Option<f64>,
     pub duration: Option<Duration>,
     pub accept_timeout: Duration,
+    /// How points were framed (pickle); `None` for plaintext.
+    pub framing: Option<Framing>,
 }
 
 impl RunInfo {
@@ -47,17 +53,36 @@ impl RunInfo {
             target,
             n_connections: cfg.n_connections,
             workload: *workload.spec(),
+            metrics: 0..workload.spec().n_metrics,
             name_pattern: workload.names().pattern().to_owned(),
             prefix: workload.names().prefix().to_owned(),
             rate_per_s: cfg.send.rate_per_s,
             duration: cfg.send.deadline,
             accept_timeout: cfg.send.accept_timeout,
+            framing: None,
         }
     }
 
-    /// Points in the whole workload.
+    /// The same, for the part `metrics` of the workload.
+    pub fn with_metrics(mut self, metrics: Range<u64>) -> RunInfo {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The same, with points framed as `framing` says.
+    pub fn with_framing(mut self, framing: Framing) -> RunInfo {
+        self.framing = Some(framing);
+        self
+    }
+
+    /// Points this run was to send: its metrics x points.
     pub fn points_planned(&self) -> u64 {
-        self.workload.n_metrics.saturating_mul(self.workload.n_points)
+        (self.metrics.end - self.metrics.start).saturating_mul(self.workload.n_points)
+    }
+
+    /// Whether the run sent only a part of the workload's metrics.
+    pub fn is_partial(&self) -> bool {
+        self.metrics != (0..self.workload.n_metrics)
     }
 }
 
@@ -174,6 +199,11 @@ impl Report {
 
     /// The report as one JSON object (keys described in the crate README).
     pub fn to_json(&self) -> String {
+        self.to_json_object().finish()
+    }
+
+    /// The report as a JSON object, for a caller to add to.
+    pub fn to_json_object(&self) -> JsonObject {
         let info = &self.info;
         let latency = self.latency_us();
         let latency_json = JsonObject::default()
@@ -181,12 +211,15 @@ impl Report {
             .f64("p99", latency.map(|l| l.p99), 3)
             .f64("p99_9", latency.map(|l| l.p99_9), 3)
             .f64("max", latency.map(|l| l.max), 3);
-        JsonObject::default()
+        let mut json = JsonObject::default()
             .str("protocol", info.protocol)
             .str("target", &info.target.to_string())
             .u64("connections", info.n_connections as u64)
-            .object("workload", workload_json(info))
-            .f64("duration_s", info.duration.map(|d| d.as_secs_f64()), 3)
+            .object("workload", workload_json(info));
+        if let Some(framing) = &info.framing {
+            json = json.object("framing", framing.to_json_object());
+        }
+        json.f64("duration_s", info.duration.map(|d| d.as_secs_f64()), 3)
             .f64("accept_timeout_s", Some(info.accept_timeout.as_secs_f64()), 3)
             .str("stop", self.stop.as_str())
             .u64("points_planned", info.points_planned())
@@ -201,23 +234,38 @@ impl Report {
             .f64("accepted_points_per_s", self.accepted_rate_per_s(), 1)
             .object("send_latency_us", latency_json)
             .strs("problems", &self.problems)
-            .finish()
     }
 }
 
 fn workload_json(info: &RunInfo) -> JsonObject {
-    let w = &info.workload;
-    JsonObject::default()
+    carbon_workload_json(&info.workload, &info.metrics, &info.name_pattern, &info.prefix)
+}
+
+/// The `workload` object of a carbon run's JSON report (TCP or UDP): the workload's numbers,
+/// and the range of metrics the run sent when it is not all of them.
+pub(crate) fn carbon_workload_json(
+    w: &WorkloadSpec,
+    metrics: &Range<u64>,
+    name_pattern: &str,
+    prefix: &str,
+) -> JsonObject {
+    let json = JsonObject::default()
         .u64("metrics", w.n_metrics)
         .u64("points_per_metric", w.n_points)
         .u64("start_ts", w.start_ts)
         .u64("interval_s", w.interval_s)
         .u64("seed", w.seed)
-        .str("name_pattern", &info.name_pattern)
-        .str("prefix", &info.prefix)
+        .str("values", &w.values.to_string())
+        .str("name_pattern", name_pattern)
+        .str("prefix", prefix);
+    if *metrics != (0..w.n_metrics) {
+        json.u64("metric_first", metrics.start).u64("metric_end", metrics.end)
+    } else {
+        json
+    }
 }
 
-fn rate(points: u64, elapsed: Duration) -> Option<f64> {
+pub(crate) fn rate(points: u64, elapsed: Duration) -> Option<f64> {
     let secs = elapsed.as_secs_f64();
     (secs > 0.0).then(|| points as f64 / secs)
 }
@@ -261,7 +309,17 @@ impl fmt::Display for Report {
             "workload        {} metrics x {} points, names {} (prefix {})",
             w.n_metrics, w.n_points, info.name_pattern, info.prefix
         )?;
-        writeln!(f, "                timestamps {} + k x {} s, seed {}", w.start_ts, w.interval_s, w.seed)?;
+        if info.is_partial() {
+            writeln!(f, "                this run: metrics {}..{} of them", info.metrics.start, info.metrics.end)?;
+        }
+        writeln!(
+            f,
+            "                timestamps {} + k x {} s, values {}, seed {}",
+            w.start_ts, w.interval_s, w.values, w.seed
+        )?;
+        if let Some(framing) = &info.framing {
+            writeln!(f, "framing         {framing}")?;
+        }
         let stop = match self.stop {
             Stop::AllSent => "all points sent",
             Stop::Duration => "duration reached",

@@ -28,6 +28,9 @@ pub struct RunConfig {
     pub send: SendConfig,
     /// No progress lines on stderr.
     pub quiet: bool,
+    /// What the progress lines count: `points`, or `pickle points` when several runs share
+    /// stderr (a mixed run).
+    pub progress_unit: &'static str,
 }
 
 /// Opens `n` connections to `target`, with Nagle's algorithm off so that small paced batches
@@ -62,7 +65,7 @@ pub fn run_tcp<S: BatchSource + Send>(streams: Vec<TcpStream>, sources: Vec<S>, 
             });
         }
         drop(tx);
-        collect(&rx, n_conns, &progress, clock, cfg.quiet, "points")
+        collect(&rx, n_conns, &progress, clock, cfg.quiet, Ticker::new(cfg.progress_unit))
     })
 }
 
@@ -71,8 +74,8 @@ fn rate_share(rate_per_s: Option<f64>, n_points: u64, n_total: u64) -> Option<f6
     rate_per_s.map(|rate| if n_total == 0 { rate } else { rate * n_points as f64 / n_total as f64 })
 }
 
-/// Receives every thread's report (`(thread index, report)`), printing progress in `unit`s while
-/// waiting, and returns them in thread order. If a thread panicked its report is missing; the
+/// Receives every thread's report (`(thread index, report)`), printing progress with `ticker`
+/// while waiting, and returns them in thread order. If a thread panicked its report is missing; the
 /// scope re-raises the panic when it ends.
 pub(crate) fn collect<R>(
     rx: &mpsc::Receiver<(usize, R)>,
@@ -80,10 +83,9 @@ pub(crate) fn collect<R>(
     progress: &Progress,
     clock: Instant,
     quiet: bool,
-    unit: &'static str,
+    mut ticker: Ticker,
 ) -> Vec<R> {
     let mut slots: Vec<Option<R>> = (0..n_conns).map(|_| None).collect();
-    let mut ticker = Ticker::new(unit);
     let mut n_received = 0;
     while n_received < n_conns {
         let next =

@@ -51,8 +51,12 @@ pub trait BatchSource {
     /// how many it appended, 0 only when `max_points` is 0 or the source is exhausted.
     fn fill(&mut self, buf: &mut Vec<u8>, max_points: u64, max_bytes: usize) -> u64;
 
-    /// Complete points in `bytes`, a prefix of a batch this source filled.
+    /// Complete points in `bytes`, a prefix of the batch this source filled last.
     fn complete_points(&self, bytes: &[u8]) -> u64;
+
+    /// The whole batch this source filled last was written (the kernel took every byte). A
+    /// source that reports when its points left (the visibility probe's samples) does it here.
+    fn batch_written(&mut self) {}
 }
 
 /// How a connection sends.
@@ -187,7 +191,7 @@ impl Conn<'_> {
             if n_points == 0 {
                 return SendEnd::AllSent;
             }
-            if let Err(end) = self.flush(&buf, n_points, &*source) {
+            if let Err(end) = self.flush(&buf, n_points, source) {
                 return end;
             }
         }
@@ -195,13 +199,14 @@ impl Conn<'_> {
 
     /// Writes one batch of `n_points` and counts it. On a cut-off write, counts what got through
     /// and says why sending ends.
-    fn flush<S: BatchSource>(&mut self, buf: &[u8], n_points: u64, source: &S) -> Result<(), SendEnd> {
+    fn flush<S: BatchSource>(&mut self, buf: &[u8], n_points: u64, source: &mut S) -> Result<(), SendEnd> {
         let started = Instant::now();
         let result = self.write_batch(buf);
         let (written, points) = match &result {
             Ok(()) => {
                 self.latency_ns.saturating_record(started.elapsed().as_nanos() as u64);
                 self.batches += 1;
+                source.batch_written();
                 (buf.len(), n_points)
             }
             Err((written, _)) => (*written, source.complete_points(&buf[..*written])),

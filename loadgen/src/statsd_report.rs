@@ -116,6 +116,11 @@ impl StatsdReport {
 
     /// The report as one JSON object (keys described in the crate README).
     pub fn to_json(&self) -> String {
+        self.to_json_object().finish()
+    }
+
+    /// The report as a JSON object, for a caller to add to.
+    pub fn to_json_object(&self) -> JsonObject {
         let info = &self.info;
         let by_kind = Kind::ALL
             .iter()
@@ -140,7 +145,6 @@ impl StatsdReport {
             .f64("sent_lines_per_s", self.sent_lines_per_s(), 1)
             .f64("sent_datagrams_per_s", self.sent_datagrams_per_s(), 1)
             .strs("problems", &self.problems)
-            .finish()
     }
 }
 

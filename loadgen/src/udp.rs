@@ -1,6 +1,8 @@
-//! Sending a statsd workload over UDP: one thread and one connected socket per sender, each
-//! sending its own lines ([`DatagramSource`]) as datagrams, flat out or paced, with a progress
-//! line each second on the calling thread and every sender's counts at the end.
+//! Sending datagrams over UDP: one thread and one connected socket per sender, each sending its
+//! own lines (a [`Datagrams`] source: statsd's [`DatagramSource`], or carbon plaintext's
+//! [`PlaintextDatagrams`](crate::plaintext_udp::PlaintextDatagrams)) as datagrams, flat out or
+//! paced, with a progress line each second on the calling thread and every sender's counts at
+//! the end.
 //!
 //! **Sent** means the kernel took the datagram (`send` returned its whole length). UDP has no
 //! acknowledgement, so whether the server received a datagram is for the server's own counters to
@@ -23,7 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::pacer::Pacer;
-use crate::progress::Progress;
+use crate::progress::{Progress, Ticker};
 use crate::run::collect;
 use crate::sender::pace_sleep;
 use crate::statsd::{lines_of_sender, DatagramSource, KindCounts, StatsdWorkload, DATAGRAM_BYTES_MAX};
@@ -49,6 +51,25 @@ pub struct UdpConfig {
     pub deadline: Option<Duration>,
     /// No progress lines on stderr.
     pub quiet: bool,
+    /// What the progress lines count: `lines`, or `statsd lines` when several runs share stderr
+    /// (a mixed run).
+    pub progress_unit: &'static str,
+}
+
+/// Where a sender's datagrams come from.
+pub trait Datagrams {
+    /// Replaces `buf` with the next datagram, adding its lines to `kinds` (statsd's counts by
+    /// type; other protocols leave them); returns its line count, 0 only once every line is sent.
+    fn fill(&mut self, buf: &mut Vec<u8>, kinds: &mut KindCounts) -> usize;
+
+    /// The datagram `fill` made last was sent whole (`true`) or lost to a send error.
+    fn sent(&mut self, _ok: bool) {}
+}
+
+impl Datagrams for DatagramSource<'_> {
+    fn fill(&mut self, buf: &mut Vec<u8>, kinds: &mut KindCounts) -> usize {
+        DatagramSource::fill(self, buf, kinds)
+    }
 }
 
 /// Why a sender stopped.
@@ -106,29 +127,50 @@ pub fn run(target: SocketAddr, workload: &StatsdWorkload, cfg: &UdpConfig) -> io
     assert!(cfg.n_lines.is_some() || cfg.deadline.is_some(), "a run needs a line count or a deadline");
     let sockets = bind_all(target, cfg.n_senders)?;
     let n_senders = cfg.n_senders as u64;
-    let progress = Progress::default();
-    let clock = Instant::now();
-    let (tx, rx) = mpsc::channel();
-    let senders = thread::scope(|scope| {
-        for (sender_idx, socket) in sockets.into_iter().enumerate() {
-            let idx = sender_idx as u64;
+    let sources = (0..n_senders)
+        .map(|idx| {
             let source = DatagramSource::new(workload, idx, n_senders, cfg.n_lines);
             let share = cfg.rate_per_s.map(|rate| match (lines_of_sender(idx, n_senders, cfg.n_lines), cfg.n_lines) {
                 (Some(mine), Some(all)) if all > 0 => rate * mine as f64 / all as f64,
                 _ => rate / n_senders as f64,
             });
+            (source, share)
+        })
+        .collect();
+    let senders = run_datagrams(sockets, sources, cfg.deadline, cfg.quiet, cfg.progress_unit);
+    let senders = senders.into_iter().map(|(report, _)| report).collect();
+    Ok(StatsdReport::new(StatsdInfo::new(target, workload, cfg), senders))
+}
+
+/// Sends each source's datagrams on its socket (`sockets[i]` carries `sources[i]`, paced at its
+/// rate share, `None` flat out), each on its own thread, until every source is exhausted or the
+/// deadline passes; prints progress in `unit`s unless `quiet`. Returns each sender's report and
+/// its source, in order.
+pub fn run_datagrams<S: Datagrams + Send>(
+    sockets: Vec<UdpSocket>,
+    sources: Vec<(S, Option<f64>)>,
+    deadline: Option<Duration>,
+    quiet: bool,
+    unit: &'static str,
+) -> Vec<(SenderReport, S)> {
+    assert_eq!(sockets.len(), sources.len(), "one source per socket");
+    let n_senders = sockets.len();
+    let progress = Progress::default();
+    let clock = Instant::now();
+    let (tx, rx) = mpsc::channel();
+    thread::scope(|scope| {
+        for (sender_idx, (socket, (source, share))) in sockets.into_iter().zip(sources).enumerate() {
             let (tx, progress) = (tx.clone(), &progress);
-            let sending = Sending { socket, pacer: Pacer::new(share), deadline: cfg.deadline, clock, progress };
+            let sending = Sending { socket, pacer: Pacer::new(share), deadline, clock, progress };
             scope.spawn(move || {
-                let report = sending.run(source);
+                let done = sending.run(source);
                 // The receiver outlives every sender inside this scope.
-                let _ = tx.send((sender_idx, report));
+                let _ = tx.send((sender_idx, done));
             });
         }
         drop(tx);
-        collect(&rx, cfg.n_senders, &progress, clock, cfg.quiet, "lines")
-    });
-    Ok(StatsdReport::new(StatsdInfo::new(target, workload, cfg), senders))
+        collect(&rx, n_senders, &progress, clock, quiet, Ticker::new(unit))
+    })
 }
 
 /// One sender's socket and schedule.
@@ -142,8 +184,8 @@ struct Sending<'a> {
 }
 
 impl Sending<'_> {
-    /// Sends every datagram of `source`, or until the deadline.
-    fn run(self, mut source: DatagramSource<'_>) -> SenderReport {
+    /// Sends every datagram of `source`, or until the deadline; gives the source back.
+    fn run<S: Datagrams>(self, mut source: S) -> (SenderReport, S) {
         let mut report = SenderReport::default();
         let mut buf = Vec::with_capacity(DATAGRAM_BYTES_MAX);
         // Lines sent or lost to errors: the schedule counts both.
@@ -159,7 +201,9 @@ impl Sending<'_> {
                 break UdpStop::Deadline;
             }
             n_attempted += n_lines;
-            match send(&self.socket, &buf) {
+            let result = send(&self.socket, &buf);
+            source.sent(result.is_ok());
+            match result {
                 Ok(()) => {
                     report.lines_sent += n_lines;
                     report.datagrams_sent += 1;
@@ -183,7 +227,7 @@ impl Sending<'_> {
         self.progress.add(unpublished_lines, unpublished_bytes);
         report.stop = Some(stop);
         report.send_elapsed = self.clock.elapsed();
-        report
+        (report, source)
     }
 
     /// Waits until the first `n_due` lines are due; false if the deadline comes first.

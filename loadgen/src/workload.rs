@@ -5,12 +5,19 @@
 //!
 //! - name: the [`NamePattern`] applied to `m`;
 //! - timestamp: `start_ts + p * interval_s` (Unix seconds);
-//! - value: output number `k = m * n_points + p` of SplitMix64 seeded with `seed`, mapped to
-//!   `[0, 1)` by its top 53 bits and scaled to `[0, VALUE_SPAN)`. Values are fractional with up to
-//!   17 significant digits, and the encoders print the shortest decimal that parses back to the
-//!   very same `f64`, so a server that stores doubles (whisper does) must return them bit for bit.
+//! - value: by the [`ValuePattern`] (`--values`):
+//!   - `random` (the default): output number `k = m * n_points + p` of SplitMix64 seeded with
+//!     `seed`, mapped to `[0, 1)` by its top 53 bits and scaled to `[0, VALUE_SPAN)`: fractional,
+//!     with up to 17 significant digits;
+//!   - `constant:V`: `V` for every point (`constant` alone: 1);
+//!   - `sequence`: `p`, a counter that rises by one per point of each metric;
+//!   - `sine:N`: `500 + 500 * sin(2 pi * ((p + m) mod N) / N)`, a wave of `N` points (`sine`
+//!     alone: 60), each metric a point later in phase than the one before.
 //!
-//! A value depends only on `(seed, m, p)` and `n_points`: not on connections, batching or pacing.
+//! The encoders print the shortest decimal that parses back to the very same `f64` (pickle
+//! sends the double itself), so a server that stores doubles (whisper does) must return them bit
+//! for bit. A value depends only on `(seed, m, p)`, `n_points` and the pattern: not on
+//! connections, batching or pacing, so `--verify` recomputes any value alone.
 
 use std::fmt;
 use std::ops::Range;
@@ -18,11 +25,63 @@ use std::ops::Range;
 use crate::name::NamePattern;
 use crate::rng::{nth_output, unit_f64};
 
-/// Values lie in `[0, VALUE_SPAN)`.
+/// Random values lie in `[0, VALUE_SPAN)`, sine values in `[0, VALUE_SPAN]`.
 pub const VALUE_SPAN: f64 = 1000.0;
 
+/// Points per wave of `sine` without a number.
+pub const SINE_PERIOD_DEFAULT: u64 = 60;
+
+/// How a point's value is made; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValuePattern {
+    /// Seeded SplitMix64 values in `[0, VALUE_SPAN)`.
+    Random,
+    /// The same finite value for every point.
+    Constant(f64),
+    /// The point index.
+    Sequence,
+    /// A sine wave of `period_points` points (at least 1), shifted one point per metric.
+    Sine { period_points: u64 },
+}
+
+impl ValuePattern {
+    /// Parses `random`, `constant[:V]`, `sequence` or `sine[:N]`.
+    pub fn parse(text: &str) -> Result<ValuePattern, String> {
+        let (kind, arg) = match text.split_once(':') {
+            Some((kind, arg)) => (kind, Some(arg)),
+            None => (text, None),
+        };
+        match (kind, arg) {
+            ("random", None) => Ok(ValuePattern::Random),
+            ("sequence", None) => Ok(ValuePattern::Sequence),
+            ("constant", None) => Ok(ValuePattern::Constant(1.0)),
+            ("constant", Some(v)) => match v.parse::<f64>() {
+                Ok(v) if v.is_finite() => Ok(ValuePattern::Constant(v)),
+                _ => Err(format!("constant:{v}: the value must be a finite number")),
+            },
+            ("sine", None) => Ok(ValuePattern::Sine { period_points: SINE_PERIOD_DEFAULT }),
+            ("sine", Some(n)) => match n.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(ValuePattern::Sine { period_points: n }),
+                _ => Err(format!("sine:{n}: the period must be a whole number of points, at least 1")),
+            },
+            _ => Err(format!("unknown value pattern {text:?} (known: random, constant[:V], sequence, sine[:N])")),
+        }
+    }
+}
+
+impl fmt::Display for ValuePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValuePattern::Random => f.write_str("random"),
+            ValuePattern::Constant(v) => write!(f, "constant:{v}"),
+            ValuePattern::Sequence => f.write_str("sequence"),
+            ValuePattern::Sine { period_points } => write!(f, "sine:{period_points}"),
+        }
+    }
+}
+
 /// The numbers that shape a workload; see the module documentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WorkloadSpec {
     /// Distinct metrics (cardinality).
     pub n_metrics: u64,
@@ -34,6 +93,8 @@ pub struct WorkloadSpec {
     pub interval_s: u64,
     /// Seed of the value generator.
     pub seed: u64,
+    /// How values are made.
+    pub values: ValuePattern,
 }
 
 /// A validated workload: every timestamp and point index fits in a `u64`.
@@ -115,11 +176,30 @@ impl Workload {
         self.spec.start_ts + point_idx * self.spec.interval_s
     }
 
+    /// Timestamp of the last point (of any metric).
+    pub fn last_timestamp(&self) -> u64 {
+        self.timestamp(self.spec.n_points - 1)
+    }
+
     /// Value of point `point_idx` of metric `metric_idx`.
     pub fn value(&self, metric_idx: u64, point_idx: u64) -> f64 {
         debug_assert!(metric_idx < self.spec.n_metrics && point_idx < self.spec.n_points);
-        let k = metric_idx * self.spec.n_points + point_idx;
-        unit_f64(nth_output(self.spec.seed, k)) * VALUE_SPAN
+        match self.spec.values {
+            ValuePattern::Random => {
+                let k = metric_idx * self.spec.n_points + point_idx;
+                unit_f64(nth_output(self.spec.seed, k)) * VALUE_SPAN
+            }
+            ValuePattern::Constant(v) => v,
+            ValuePattern::Sequence => point_idx as f64,
+            ValuePattern::Sine { period_points } => {
+                // The phase is reduced to one period in integers first, so the argument of `sin`
+                // stays small and exact whatever the indexes.
+                let n = period_points.max(1);
+                let phase = (point_idx % n + metric_idx % n) % n;
+                let half = VALUE_SPAN / 2.0;
+                half + half * (std::f64::consts::TAU * phase as f64 / n as f64).sin()
+            }
+        }
     }
 }
 
@@ -143,6 +223,75 @@ pub fn partition(n_metrics: u64, n_parts: usize) -> Vec<Range<u64>> {
     (0..n_parts).map(|part| bound(part)..bound(part + 1)).collect()
 }
 
+/// Splits the metrics `range` into `n_parts` contiguous ranges as [`partition`] does.
+pub fn partition_range(range: Range<u64>, n_parts: usize) -> Vec<Range<u64>> {
+    partition(range.end - range.start, n_parts)
+        .into_iter()
+        .map(|r| r.start + range.start..r.end + range.start)
+        .collect()
+}
+
+/// Walks the points of a range of metrics in the order a sender sends them: every metric's point
+/// 0, then every metric's point 1, and so on ("point-major"). The position in that order is the
+/// point's *offset*: point `p` of metric `m` is offset `p * width + (m - metrics.start)`, with
+/// `width` the number of metrics in the range.
+#[derive(Debug, Clone)]
+pub struct PointCursor {
+    /// The metrics walked.
+    metrics: Range<u64>,
+    /// Points per metric.
+    n_points: u64,
+    /// Next metric; within `metrics` unless `metrics` is empty.
+    next_metric: u64,
+    /// Next point index; `n_points` once exhausted.
+    next_point: u64,
+    /// Points passed so far: the offset of the next point.
+    offset: u64,
+}
+
+impl PointCursor {
+    /// The points of `metrics` (a range of `workload`'s metric indexes).
+    pub fn new(workload: &Workload, metrics: Range<u64>) -> PointCursor {
+        assert!(metrics.end <= workload.spec().n_metrics, "metrics outside the workload");
+        let n_points = workload.spec().n_points;
+        let next_point = if metrics.is_empty() { n_points } else { 0 };
+        PointCursor { next_metric: metrics.start, metrics, n_points, next_point, offset: 0 }
+    }
+
+    /// Points in the whole range.
+    pub fn n_total(&self) -> u64 {
+        (self.metrics.end - self.metrics.start) * self.n_points
+    }
+
+    /// The next point as `(metric, point)`, without moving; `None` once every point is passed.
+    pub fn peek(&self) -> Option<(u64, u64)> {
+        (self.next_point < self.n_points).then_some((self.next_metric, self.next_point))
+    }
+
+    /// Moves past the next point (nothing once exhausted).
+    pub fn advance(&mut self) {
+        if self.next_point >= self.n_points {
+            return;
+        }
+        self.offset += 1;
+        self.next_metric += 1;
+        if self.next_metric == self.metrics.end {
+            self.next_metric = self.metrics.start;
+            self.next_point += 1;
+        }
+    }
+
+    /// The offset of the next point: how many were passed.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The metrics walked.
+    pub fn metrics(&self) -> Range<u64> {
+        self.metrics.clone()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -150,7 +299,7 @@ mod tests {
     use crate::name::DEFAULT_PATTERN;
 
     fn spec(n_metrics: u64, n_points: u64) -> WorkloadSpec {
-        WorkloadSpec { n_metrics, n_points, start_ts: 1_000, interval_s: 10, seed: 1 }
+        WorkloadSpec { n_metrics, n_points, start_ts: 1_000, interval_s: 10, seed: 1, values: ValuePattern::Random }
     }
 
     fn workload(spec: WorkloadSpec) -> Result<Workload, WorkloadError> {
@@ -174,6 +323,24 @@ mod tests {
             let (min, max) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
             assert!(max - min <= 1, "{n_metrics} / {n_parts}: {sizes:?}");
         }
+    }
+
+    #[test]
+    fn cursor_walks_point_major_with_offsets() {
+        let w = workload(spec(5, 3)).unwrap();
+        let mut cursor = PointCursor::new(&w, 1..4);
+        assert_eq!(cursor.n_total(), 9);
+        let mut seen = Vec::new();
+        while let Some((m, p)) = cursor.peek() {
+            assert_eq!(cursor.offset(), p * 3 + (m - 1), "offset of ({m}, {p})");
+            seen.push((m, p));
+            cursor.advance();
+        }
+        assert_eq!(seen, [(1, 0), (2, 0), (3, 0), (1, 1), (2, 1), (3, 1), (1, 2), (2, 2), (3, 2)]);
+        cursor.advance();
+        assert_eq!((cursor.offset(), cursor.peek()), (9, None));
+        assert_eq!(PointCursor::new(&w, 2..2).peek(), None);
+        assert_eq!(partition_range(10..20, 3), [10..13, 13..16, 16..20]);
     }
 
     #[test]
@@ -201,6 +368,43 @@ mod tests {
         assert_ne!(w.value(0, 0), w.value(0, 1));
         let other_seed = workload(WorkloadSpec { seed: 2, ..spec(3, 4) }).unwrap();
         assert_ne!(w.value(0, 0), other_seed.value(0, 0));
+    }
+
+    #[test]
+    fn value_patterns() {
+        let with = |values| workload(WorkloadSpec { values, ..spec(3, 120) }).unwrap();
+        let w = with(ValuePattern::Constant(-2.5));
+        assert!((0..3).all(|m| (0..120).all(|p| w.value(m, p) == -2.5)));
+        let w = with(ValuePattern::Sequence);
+        assert_eq!([w.value(0, 0), w.value(2, 0), w.value(1, 7), w.value(2, 119)], [0.0, 0.0, 7.0, 119.0]);
+        let w = with(ValuePattern::Sine { period_points: 4 });
+        let wave: Vec<f64> = (0..5).map(|p| w.value(0, p)).collect();
+        assert_eq!(wave[0], 500.0);
+        assert_eq!(wave[1], 1000.0);
+        assert!((wave[2] - 500.0).abs() < 1e-9 && wave[3].abs() < 1e-9);
+        assert_eq!(wave[4], wave[0], "one period");
+        assert_eq!(w.value(1, 0), w.value(0, 1), "each metric one point later in phase");
+        let all: Vec<f64> = (0..120).map(|p| with(ValuePattern::Sine { period_points: 60 }).value(2, p)).collect();
+        assert!(all.iter().all(|v| (0.0..=VALUE_SPAN).contains(v)));
+    }
+
+    #[test]
+    fn value_pattern_flags() {
+        let ok = |text: &str| ValuePattern::parse(text).unwrap();
+        assert_eq!(ok("random"), ValuePattern::Random);
+        assert_eq!(ok("constant"), ValuePattern::Constant(1.0));
+        assert_eq!(ok("constant:-0.125"), ValuePattern::Constant(-0.125));
+        assert_eq!(ok("sequence"), ValuePattern::Sequence);
+        assert_eq!(ok("sine"), ValuePattern::Sine { period_points: 60 });
+        assert_eq!(ok("sine:7"), ValuePattern::Sine { period_points: 7 });
+        for text in ["random", "constant:-0.125", "sequence", "sine:7"] {
+            assert_eq!(ok(text).to_string(), text);
+        }
+        for bad in
+            ["", "walk", "constant:", "constant:nan", "constant:inf", "sine:0", "sine:-1", "sequence:2", "random:1"]
+        {
+            assert!(ValuePattern::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

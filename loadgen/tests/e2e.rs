@@ -20,7 +20,7 @@ use carbyne_loadgen::render_report::RenderInfo;
 use carbyne_loadgen::report::Stop;
 use carbyne_loadgen::sender::{SendConfig, BATCH_BYTES};
 use carbyne_loadgen::statsd::{Kind, Mix};
-use carbyne_loadgen::{plaintext, udp, NamePattern, Report, RunConfig, Workload, WorkloadSpec};
+use carbyne_loadgen::{plaintext, udp, NamePattern, Report, RunConfig, ValuePattern, Workload, WorkloadSpec};
 use carbyne_loadgen::{render, RenderConfig, RenderReport};
 use carbyne_loadgen::{StatsdSpec, StatsdWorkload, UdpConfig};
 
@@ -52,7 +52,14 @@ fn serve(n_conns: usize, hold: Option<mpsc::Receiver<()>>) -> (SocketAddr, JoinH
 
 fn workload(n_metrics: u64, n_points: u64) -> Workload {
     let names = NamePattern::parse(DEFAULT_PATTERN, "e2e").unwrap();
-    let spec = WorkloadSpec { n_metrics, n_points, start_ts: 1_600_000_000, interval_s: 10, seed: 42 };
+    let spec = WorkloadSpec {
+        n_metrics,
+        n_points,
+        start_ts: 1_600_000_000,
+        interval_s: 10,
+        seed: 42,
+        values: ValuePattern::Random,
+    };
     Workload::new(names, spec).unwrap()
 }
 
@@ -61,6 +68,7 @@ fn config(n_connections: usize, rate_per_s: Option<f64>, deadline: Option<Durati
         n_connections,
         send: SendConfig { batch_bytes: BATCH_BYTES, rate_per_s, deadline, accept_timeout: Duration::from_secs(30) },
         quiet: true,
+        progress_unit: "points",
     }
 }
 
@@ -247,7 +255,7 @@ fn statsd_workload(lines_per_datagram: usize, datagram_bytes_max: usize) -> Stat
 }
 
 fn udp_config(n_senders: usize, n_lines: u64, rate_per_s: Option<f64>) -> UdpConfig {
-    UdpConfig { n_senders, n_lines: Some(n_lines), rate_per_s, deadline: None, quiet: true }
+    UdpConfig { n_senders, n_lines: Some(n_lines), rate_per_s, deadline: None, quiet: true, progress_unit: "lines" }
 }
 
 /// Every line of the run, in line order.
@@ -303,6 +311,7 @@ fn statsd_duration_ends_an_unbounded_run() {
         rate_per_s: Some(2_000.0),
         deadline: Some(Duration::from_millis(200)),
         quiet: true,
+        progress_unit: "lines",
     };
     let report = udp::run(addr, &w, &cfg).unwrap();
     stop.store(true, Ordering::SeqCst);
