@@ -4,6 +4,7 @@
 //! ARCHITECTURE.md for the code map and the invariant each module keeps.
 
 pub mod cache;
+pub mod carbonlink;
 pub mod config;
 pub mod http;
 pub mod index;

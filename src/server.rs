@@ -50,6 +50,8 @@ pub struct Addresses {
     pub statsd_admin: Option<SocketAddr>,
     /// The Graphite HTTP API.
     pub http: Option<SocketAddr>,
+    /// Carbonlink (carbon-cache's cache-query port).
+    pub carbonlink: Option<SocketAddr>,
 }
 
 /// A started server.
@@ -70,6 +72,7 @@ pub struct Server {
     statsd: Option<JoinHandle<()>>,
     statsd_admin: Option<JoinHandle<()>>,
     http: Option<crate::http::HttpServer>,
+    carbonlink: Option<crate::carbonlink::Carbonlink>,
     index_thread: Option<crate::index::IndexThread>,
     ingest: Vec<JoinHandle<std::io::Result<()>>>,
     writers: Vec<JoinHandle<()>>,
@@ -127,6 +130,7 @@ fn registry() -> Arc<Registry> {
     let mut all: Vec<&'static str> = names::ALL.to_vec();
     all.extend(ingest::receiver_counters());
     all.extend(WRITER_COUNTERS);
+    all.extend(crate::carbonlink::COUNTERS);
     Arc::new(Registry::new(&all))
 }
 
@@ -275,6 +279,7 @@ impl Server {
             queries: queries.clone(),
             udp_sockets,
             statsd_udp_sockets,
+            index: index.clone(),
         };
         let telemetry = if self_metrics_on {
             Some(std::thread::Builder::new().name("telemetry".into()).spawn(move || telemetry.run())?)
@@ -286,6 +291,11 @@ impl Server {
             start_http(&c, overrides.ephemeral_ports, index, CacheClient::new(queries.clone(), n_shards))?
         };
         addresses.http = http.as_ref().map(|h| h.address);
+        let carbonlink = {
+            let c = config.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            start_carbonlink(&c, overrides.ephemeral_ports, queries.clone(), n_shards, &registry)?
+        };
+        addresses.carbonlink = carbonlink.as_ref().map(crate::carbonlink::Carbonlink::address);
         Ok(Server {
             addresses,
             config,
@@ -299,6 +309,7 @@ impl Server {
             statsd,
             statsd_admin,
             http,
+            carbonlink,
             index_thread: Some(index_thread),
             ingest,
             writers,
@@ -350,6 +361,9 @@ impl Server {
     pub fn shutdown(mut self, patience: Duration) {
         if let Some(http) = self.http.take() {
             http.shutdown();
+        }
+        if let Some(carbonlink) = self.carbonlink.take() {
+            carbonlink.shutdown();
         }
         self.stop.store(true, Ordering::Release);
         let deadline = Instant::now() + patience;
@@ -438,6 +452,7 @@ fn bind_all(config: &Config, n: usize, ephemeral: bool) -> Result<(Vec<Listeners
         statsd_tcp: addr_of(&statsd_tcp),
         statsd_admin: None,
         http: None,
+        carbonlink: None,
     };
     let mut line = line.map(Vec::into_iter);
     let mut pickle = pickle.map(Vec::into_iter);
@@ -489,6 +504,36 @@ fn start_http(
     let files = crate::render::store::Files { data_dir: c.local_data_dir.clone(), tag_files };
     let backend = Arc::new(crate::http::DiskBackend { index, files, cache });
     Ok(Some(crate::http::HttpServer::start(listener, backend, settings)?))
+}
+
+/// Carbonlink (CACHE_QUERY_PORT on CACHE_QUERY_INTERFACE; 0 turns it off): its own threads,
+/// asking the writers for cached points by message.
+fn start_carbonlink(
+    config: &Config,
+    ephemeral: bool,
+    queries: Vec<flume::Sender<CacheQuery>>,
+    n_shards: usize,
+    registry: &Arc<Registry>,
+) -> Result<Option<crate::carbonlink::Carbonlink>> {
+    use crate::carbonlink::{Carbonlink, Handler, Settings, WriterCache, CACHE_TIMEOUT};
+    let c = &config.cache;
+    if c.cache_query_port == 0 {
+        return Ok(None);
+    }
+    let port = if ephemeral { 0 } else { c.cache_query_port };
+    let addr = ingest::resolve(&c.cache_query_interface, port)?;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding CACHE_QUERY_PORT on {addr}"))?;
+    let tag_files = if c.tag_hash_filenames {
+        crate::protocol::name::TagFileNames::Hashed
+    } else {
+        crate::protocol::name::TagFileNames::Readable
+    };
+    let files = crate::render::store::Files { data_dir: c.local_data_dir.clone(), tag_files };
+    let cache = WriterCache::new(queries, n_shards, CACHE_TIMEOUT);
+    let handler = Handler::new(Box::new(cache), files, c.whisper_write_options(), c.min_timestamp_resolution > 0);
+    let carbonlink = Carbonlink::start(listener, handler, Arc::clone(registry), Settings::default())
+        .with_context(|| format!("starting carbonlink on {addr}"))?;
+    Ok(Some(carbonlink))
 }
 
 /// The statsd admin listener (STATSD_ADMIN_PORT on STATSD_INTERFACE; 0 turns it off).
@@ -562,6 +607,7 @@ struct SelfMetrics {
     queries: Vec<flume::Sender<CacheQuery>>,
     udp_sockets: Vec<std::net::UdpSocket>,
     statsd_udp_sockets: Vec<std::net::UdpSocket>,
+    index: crate::index::Index,
 }
 
 impl SelfMetrics {
@@ -577,6 +623,7 @@ impl SelfMetrics {
             queries,
             udp_sockets,
             statsd_udp_sockets,
+            index,
         } = self;
         let mut drops = [
             (registry.id(names::UDP_KERNEL_DROPS), ingest::udp_kernel_drops(&udp_sockets), udp_sockets),
@@ -609,10 +656,14 @@ impl SelfMetrics {
                 *seen = now_dropped;
             }
             let (points, metrics) = cache_sizes(&queries);
+            let index_stats = index.stats();
             let gauges = [
                 ("cache.size", points as f64),
                 ("cache.queues", metrics as f64),
                 ("activeConnections", active_connections.load(Ordering::Relaxed) as f64),
+                ("index.metrics", index_stats.leaves as f64),
+                ("index.taggedSeries", index_stats.tagged_series as f64),
+                ("index.tagLogErrors", index_stats.tag_log_errors as f64),
             ];
             for (name, value) in reporter.collect(&registry, &gauges) {
                 ingest::offer(&mut sink, &counters, name.as_bytes(), now, value, OnRefused::Drop, &hard_stop);

@@ -49,7 +49,7 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<()> {
     writeln!(out, "carbyne: storing whisper files under {}", data_dir.display())?;
     writeln!(
         out,
-        "carbyne: listening plaintext-tcp={} pickle-tcp={} plaintext-udp={} statsd-udp={} statsd-tcp={} statsd-admin={} http={}",
+        "carbyne: listening plaintext-tcp={} pickle-tcp={} plaintext-udp={} statsd-udp={} statsd-tcp={} statsd-admin={} http={} carbonlink={}",
         show(server.addresses.line),
         show(server.addresses.pickle),
         show(server.addresses.udp),
@@ -57,6 +57,7 @@ pub fn run(args: &ServeArgs, out: &mut dyn Write) -> Result<()> {
         show(server.addresses.statsd_tcp),
         show(server.addresses.statsd_admin),
         show(server.addresses.http),
+        show(server.addresses.carbonlink),
     )?;
     if server.addresses.udp.is_some() {
         writeln!(out, "carbyne: UDP receive buffer granted: {} bytes per socket", server.udp_buffer_granted)?;

@@ -1,8 +1,11 @@
 //! The data behind the HTTP API in a running server: the metric index for globs, whisper
 //! files for values, and the writers' caches for points not yet written.
 
+use super::tags::Tags;
 use super::{Finder, FoundNode};
 use crate::index::Index;
+use crate::index::TagError;
+use crate::protocol::name::normalize_tagged;
 use crate::render::store::{read_metric, CacheClient, Files};
 use crate::render::{RenderError, Series, Store};
 
@@ -26,14 +29,28 @@ fn find_error(e: crate::index::IndexError) -> RenderError {
     RenderError::bad(e.to_string())
 }
 
+fn tag_error(e: crate::index::TagError) -> RenderError {
+    RenderError::bad(e.to_string())
+}
+
 impl Store for DiskBackend {
     fn find_leaves(&self, pattern: &str, limit: usize) -> Result<Vec<String>, RenderError> {
+        // A tagged name is no glob: graphite-web looks its file up as written (hashed), so it is
+        // found when the tag index knows it or its file exists.
+        if pattern.contains(';') && !pattern.starts_with("_tagged.") {
+            let known = self.index.contains_tagged(pattern) || self.files.path_of(pattern).is_some_and(|f| f.is_file());
+            return Ok(if known && limit > 0 { vec![pattern.to_string()] } else { Vec::new() });
+        }
         // Branches count against the index's limit too: ask for room for both.
         let nodes = self.index.find(pattern, limit.saturating_mul(2)).map_err(find_error)?;
         let mut leaves: Vec<String> = nodes.into_iter().filter(|n| n.is_leaf).map(|n| n.path).collect();
         leaves.sort();
         leaves.dedup();
         Ok(leaves)
+    }
+
+    fn find_tagged(&self, exprs: &[String], limit: usize) -> Result<Vec<String>, RenderError> {
+        self.index.find_tagged(exprs, limit).map_err(tag_error)
     }
 
     fn fetch(&self, path: &str, from: i64, until: i64, now: i64) -> Result<Option<Series>, RenderError> {
@@ -88,5 +105,57 @@ impl Finder for DiskBackend {
 
     fn all_leaves(&self, limit: usize) -> Result<Vec<String>, RenderError> {
         self.find_leaves("**", limit)
+    }
+}
+
+impl Tags for DiskBackend {
+    fn find_series(&self, exprs: &[String], limit: usize) -> Result<Vec<String>, TagError> {
+        self.index.find_tagged(exprs, limit)
+    }
+
+    fn list_tags(&self, filter: Option<&str>, limit: Option<usize>) -> Result<Vec<String>, TagError> {
+        self.index.list_tags(filter, limit)
+    }
+
+    fn tag_values(
+        &self,
+        tag: &str,
+        filter: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Option<Vec<(String, usize)>>, TagError> {
+        self.index.tag_values(tag, filter, limit)
+    }
+
+    fn auto_complete_tags(&self, exprs: &[String], prefix: &str, limit: usize) -> Result<Vec<String>, TagError> {
+        self.index.auto_complete_tags(exprs, prefix, limit)
+    }
+
+    fn auto_complete_values(
+        &self,
+        exprs: &[String],
+        tag: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, TagError> {
+        self.index.auto_complete_values(exprs, tag, prefix, limit)
+    }
+
+    /// Canonical names as carbon makes them; plain names join the metric tree.
+    fn tag_series(&self, paths: &[&str]) -> Result<Vec<String>, String> {
+        let canonical: Vec<String> = paths
+            .iter()
+            .map(|p| normalize_tagged(p.as_bytes()).map_err(|e| format!("Cannot parse path {p}: {e}")))
+            .collect::<Result<_, _>>()?;
+        for name in &canonical {
+            self.index.insert(name);
+        }
+        self.index.sync();
+        Ok(canonical)
+    }
+
+    fn del_series(&self, paths: &[&str]) {
+        let canonical: Vec<String> = paths.iter().filter_map(|p| normalize_tagged(p.as_bytes()).ok()).collect();
+        self.index.delete_tagged(&canonical);
+        self.index.sync();
     }
 }

@@ -1,5 +1,6 @@
 //! `/metrics/find`, `/metrics/expand`, `/metrics/index.json` and `/functions`, as graphite-web
-//! 1.1.8 answers them (C.10 and C.12 of the read-side reference).
+//! 1.1.8 answers them (C.10 and C.12 of the read-side reference). The find formats of the
+//! cluster protocols (pickle, msgpack, carbonapi's protobuf) are answered by `cluster.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,11 +11,11 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Map, Value};
 
-use super::{blocking, error_response, json_response, params, text, Api, FoundNode, Params};
+use super::{blocking, cluster, error_response, json_response, params, text, Api, FoundNode, Params};
 use crate::render::functions::{self, FunctionSpec};
 use crate::render::{time, RenderError};
 
-/// Most nodes one find may return.
+/// Most nodes one find may return (over all its globs, for carbonapi's v3 find).
 const FIND_LIMIT: usize = 100_000;
 /// Most leaves `/metrics/index.json` lists.
 const INDEX_LIMIT: usize = 10_000_000;
@@ -25,8 +26,17 @@ pub(super) async fn find(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = params(q.as_deref(), &headers, &body);
-    let mut response = blocking(move || find_response(&api, &p)).await.unwrap_or_else(|r| r);
+    // carbonapi_v3_pb sends a protobuf body with GET: it is not a form.
+    let mut response = if cluster::wants_v3(q.as_deref(), &headers) {
+        let p = Params::parse(q.as_deref(), None);
+        blocking(move || cluster::find_v3(&api, &p, &body, FIND_LIMIT)).await
+    } else {
+        match cluster::form_params(q.as_deref(), &headers, &body) {
+            Ok(p) => blocking(move || find_response(&api, &p)).await,
+            Err(e) => Err(error_response(&e)),
+        }
+    }
+    .unwrap_or_else(|r| r);
     no_cache(&mut response);
     response
 }
@@ -95,6 +105,8 @@ fn find_body(api: &Api, p: &Params) -> Result<Response, RenderError> {
                 .collect();
             json_response(&Value::Array(items), p)
         }
+        "pickle" | "msgpack" => cluster::find_nodes(api, &nodes, format)?,
+        f if cluster::is_v2(f) => cluster::find_v2(&query, &nodes),
         _ => return Err(bad("Invalid value for 'format' parameter".into())),
     })
 }

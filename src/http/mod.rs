@@ -14,9 +14,11 @@
 
 pub mod auth;
 mod backend;
+pub mod cluster;
 mod metrics;
 pub mod params;
 mod render;
+pub mod tags;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,9 +62,10 @@ pub trait Finder: Send + Sync {
     fn all_leaves(&self, limit: usize) -> Result<Vec<String>, RenderError>;
 }
 
-/// What the handlers need: the data behind both render and find.
-pub trait Backend: Store + Finder {}
-impl<T: Store + Finder> Backend for T {}
+/// What the handlers need: the data behind both render and find (and the leaves' files, for
+/// the cluster protocols).
+pub trait Backend: Store + Finder + cluster::LeafInfo + tags::Tags {}
+impl<T: Store + Finder + cluster::LeafInfo + tags::Tags> Backend for T {}
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -178,8 +181,19 @@ fn router(api: Arc<Api>, settings: &Settings) -> Router {
         .route("/functions", get(metrics::functions))
         .route("/functions/", get(metrics::functions))
         .route("/functions/{name}", get(metrics::function))
+        .route("/tags", get(tags::tag_list).post(tags::tag_list))
+        .route("/tags/", get(tags::tag_list).post(tags::tag_list))
+        .route("/tags/findSeries", get(tags::find_series).post(tags::find_series))
+        .route("/tags/tagSeries", get(tags::tag_series).post(tags::tag_series))
+        .route("/tags/tagMultiSeries", get(tags::tag_multi_series).post(tags::tag_multi_series))
+        .route("/tags/delSeries", get(tags::del_series).post(tags::del_series))
+        .route("/tags/autoComplete/tags", get(tags::auto_complete_tags).post(tags::auto_complete_tags))
+        .route("/tags/autoComplete/values", get(tags::auto_complete_values).post(tags::auto_complete_values))
+        .route("/tags/{*tag}", get(tags::tag_details).post(tags::tag_details))
         .route("/version", get(version))
         .route("/version/", get(version))
+        .route("/_internal/capabilities", get(cluster::capabilities).post(cluster::capabilities))
+        .route("/_internal/capabilities/", get(cluster::capabilities).post(cluster::capabilities))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&api), authorize))
         .with_state(api);

@@ -1,4 +1,6 @@
-//! `/render`: graphite-web's parameters (C.2 of the read-side reference) and formats.
+//! `/render`: graphite-web's parameters (C.2 of the read-side reference) and formats, and the
+//! cluster protocols' render formats (graphite-web's `pickle` and `msgpack`; carbonapi's
+//! `protobuf` and `carbonapi_v3_pb`, answered by `cluster.rs`).
 
 use std::sync::Arc;
 
@@ -7,7 +9,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::{blocking, error_response, jsonp, params, Api, Params};
+use super::{blocking, cluster, error_response, jsonp, Api, Params};
 use crate::render::format::{self, JsonOptions};
 use crate::render::{consolidate, parse, time, Ctx, RenderError, Series, Spent};
 
@@ -17,8 +19,15 @@ pub(super) async fn render(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let params = params(query.as_deref(), &headers, &body);
-    blocking(move || respond(&api, &params)).await.unwrap_or_else(|r| r)
+    // carbonapi_v3_pb sends a protobuf body with GET: it is not a form.
+    if cluster::wants_v3(query.as_deref(), &headers) {
+        let params = Params::parse(query.as_deref(), None);
+        return blocking(move || cluster::render_v3(&api, &params, &body)).await.unwrap_or_else(|r| r);
+    }
+    match cluster::form_params(query.as_deref(), &headers, &body) {
+        Ok(params) => blocking(move || respond(&api, &params)).await.unwrap_or_else(|r| r),
+        Err(e) => error_response(&e),
+    }
 }
 
 /// What was asked for, parsed.
@@ -100,8 +109,14 @@ fn respond(api: &Api, p: &Params) -> Response {
         "pickle" => {
             (StatusCode::OK, [(header::CONTENT_TYPE, "application/pickle")], format::pickle(&series)).into_response()
         }
+        "msgpack" => match format::msgpack(&series) {
+            Some(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-msgpack")], body).into_response(),
+            None => error_response(&RenderError::bad("the answer is too large for msgpack")),
+        },
+        f if cluster::is_v2(f) => cluster::render_v2(&series),
         other => error_response(&RenderError::bad(format!(
-            "format {other:?} is not supported (json, csv, raw, pickle; images are not rendered)"
+            "format {other:?} is not supported (json, csv, raw, pickle, msgpack, protobuf, carbonapi_v3_pb; \
+             images are not rendered)"
         ))),
     }
 }

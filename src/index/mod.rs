@@ -3,10 +3,12 @@
 //!
 //! Owns: the names (loaded from `LOCAL_DATA_DIR` at start-up, then added by the writers as
 //! they create files or cache new names), graphite-web's glob grammar (`glob.rs`), the search
-//! and its order (`tree.rs`), the start-up walk (`load.rs`). Leaves out: tagged series (their
-//! files are named by a hash; the tag index names them), output formats, time ranges and
-//! intervals (a leaf's file says those), and removal (a deleted file stays listed until the next
-//! start, as a name carbon still caches would).
+//! and its order (`tree.rs`), the start-up walk (`load.rs`), and the tag index of tagged series
+//! (`tags.rs`: their files are named by a hash, so the tree cannot hold them; `tag_log.rs`
+//! keeps it on disk). Leaves out: output formats, time ranges and intervals (a leaf's file says
+//! those), and removal of plain names (a deleted file stays listed until the next start, as a
+//! name carbon still caches would; tagged series are removed with [`Index::delete_tagged`], as
+//! graphite-web's `/tags/delSeries` removes them from its TagDB).
 //!
 //! ```text
 //!  writer threads ──insert(name)──► fast path: present in the current snapshot? done
@@ -44,13 +46,21 @@
 //! Visibility: an inserted name can be found within about `PUBLISH_INTERVAL_MS` (50 ms);
 //! [`Index::sync`] waits for it, for tests and for callers that need read-after-write.
 //!
-//! Names: a name with a `;` (tagged) and a name under `_tagged` are not part of this tree (the
-//! tag index handles them), whether inserted or found on disk; a name with an empty element or
+//! Names: a name with a `;` (tagged) goes to the tag index, and a name under `_tagged` is part
+//! of neither (on disk those are the tagged series' files); a name with an empty element or
 //! longer than [`MAX_NAME_BYTES`] is refused and counted (`IndexStats::refused`), since the
 //! protocol layer never lets one through.
+//!
+//! Tagged series take the same road: a writer's insert checks a set of known series (a lock
+//! that finds never take) and puts a new one in the inbox; the index thread adds it to the tag
+//! index (a `RwLock` that tag queries read; only the index thread writes it, so a slow tag query
+//! can delay the index thread, never a writer) and appends it to the tag log. At start-up the
+//! index thread replays the tag log before it walks the directory.
 
 mod glob;
 mod load;
+mod tag_log;
+mod tags;
 mod tree;
 
 #[cfg(test)]
@@ -65,9 +75,12 @@ use std::time::{Duration, Instant};
 
 pub use glob::{GlobError, Pattern, MAX_ALTERNATIVES, MAX_BRACE_DEPTH, MAX_EXPANDED_CHARS, MAX_PATTERN_BYTES};
 pub use load::LoadCounts;
+pub use tag_log::{Replay, TagLog, TAG_LOG_FILE};
+pub use tags::TagError;
 pub use tree::{Node, Snapshot};
 
 use load::Walk;
+pub(crate) use tags::TagData;
 use tree::{Kind, Tree};
 
 /// The longest name the index holds, in bytes: the protocol's `MAX_NAME_BYTES` (Linux's
@@ -127,6 +140,10 @@ pub struct IndexStats {
     pub refused: u64,
     /// The start-up walk so far.
     pub load: LoadCounts,
+    /// Tagged series in the tag index.
+    pub tagged_series: usize,
+    /// Tag log writes that failed (the series stay indexed until the next start).
+    pub tag_log_errors: u64,
 }
 
 /// The index: a cheap handle, cloned into every thread that inserts or finds.
@@ -154,10 +171,24 @@ struct Shared {
     status: Mutex<Status>,
     status_changed: Condvar,
     refused: AtomicU64,
+    /// The tag index. Written by the index thread only; read by tag queries.
+    tags: RwLock<TagData>,
+    /// Every tagged series inserted or loaded, for a writer's cheap "already known?". Never
+    /// locked by a query.
+    tag_known: RwLock<hashbrown::HashSet<Arc<str>>>,
+    tag_log_errors: AtomicU64,
+}
+
+/// A change to the tag index, in the order asked.
+enum TagChange {
+    Add(Arc<str>),
+    Remove(Box<str>),
 }
 
 struct Inbox {
     names: hashbrown::HashSet<Box<str>>,
+    /// Tagged series to add or remove, in order.
+    tag_changes: Vec<TagChange>,
     /// Names added to the inbox since the start: `sync` waits until this many are published.
     /// Invariant: `seq >= Status::published_seq`.
     seq: u64,
@@ -217,6 +248,19 @@ impl Shared {
     fn current(&self) -> Arc<Snapshot> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
+
+    fn read_tags(&self) -> std::sync::RwLockReadGuard<'_, TagData> {
+        self.tags.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn read_known(&self) -> std::sync::RwLockReadGuard<'_, hashbrown::HashSet<Arc<str>>> {
+        self.tag_known.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A `filter=` regular expression, anchored as graphite-web anchors it.
+fn tag_filter(filter: &str) -> Result<regex::Regex, TagError> {
+    tags::anchored_regex(filter).map_err(|e| TagError::BadRegex { expr: filter.to_string(), message: e.to_string() })
 }
 
 impl Index {
@@ -237,11 +281,20 @@ impl Index {
     fn spawn(data_dir: Option<PathBuf>) -> std::io::Result<(Index, IndexThread)> {
         let shared = Arc::new(Shared {
             current: RwLock::new(Arc::new(Snapshot::empty())),
-            inbox: Mutex::new(Inbox { names: hashbrown::HashSet::new(), seq: 0, urgent: false, stop: false }),
+            inbox: Mutex::new(Inbox {
+                names: hashbrown::HashSet::new(),
+                tag_changes: Vec::new(),
+                seq: 0,
+                urgent: false,
+                stop: false,
+            }),
             inbox_changed: Condvar::new(),
             status: Mutex::new(Status { loading: data_dir.is_some(), ..Status::default() }),
             status_changed: Condvar::new(),
             refused: AtomicU64::new(0),
+            tags: RwLock::new(TagData::default()),
+            tag_known: RwLock::new(hashbrown::HashSet::new()),
+            tag_log_errors: AtomicU64::new(0),
         });
         let index = Index { shared };
         let worker = Maintainer {
@@ -249,6 +302,7 @@ impl Index {
             tree: Tree::new(),
             last_publish: Instant::now(),
             spare: hashbrown::HashSet::new(),
+            tag_log: None,
         };
         let thread = std::thread::Builder::new().name("index".into()).spawn(move || worker.run(data_dir))?;
         Ok((index.clone(), IndexThread { index, thread: Some(thread) }))
@@ -258,13 +312,22 @@ impl Index {
     /// snapshot, no allocation); otherwise one hash-set insert under a mutex no find takes.
     /// Never blocks on a find. The name becomes findable at the next publication.
     ///
-    /// Tagged names (with a `;`) and names under `_tagged` are ignored: the tag index holds
-    /// them. A name with an empty element or over [`MAX_NAME_BYTES`] is refused and counted.
+    /// Tagged names (with a `;`, in canonical form as the protocol layer makes them) go to
+    /// the tag index, at the same cost; names under `_tagged` are ignored. A name with an empty
+    /// element, a newline or over [`MAX_NAME_BYTES`] is refused and counted.
     pub fn insert(&self, name: &str) {
-        if name.contains(';') || name == "_tagged" || name.starts_with("_tagged.") {
+        if name.len() > MAX_NAME_BYTES || name.contains('\n') {
+            self.shared.refused.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if name.len() > MAX_NAME_BYTES || name.split('.').any(str::is_empty) {
+        if name.contains(';') {
+            self.insert_tagged(name);
+            return;
+        }
+        if name == "_tagged" || name.starts_with("_tagged.") {
+            return;
+        }
+        if name.split('.').any(str::is_empty) {
             self.shared.refused.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -287,6 +350,90 @@ impl Index {
         if was_empty {
             self.shared.inbox_changed.notify_one();
         }
+    }
+
+    fn insert_tagged(&self, name: &str) {
+        if self.shared.read_known().contains(name) {
+            return;
+        }
+        let series: Arc<str> = Arc::from(name);
+        if !self.shared.tag_known.write().unwrap_or_else(PoisonError::into_inner).insert(Arc::clone(&series)) {
+            return;
+        }
+        self.push_tag_change(TagChange::Add(series));
+    }
+
+    fn push_tag_change(&self, change: TagChange) {
+        let mut inbox = self.shared.lock_inbox();
+        let was_empty = inbox.names.is_empty() && inbox.tag_changes.is_empty();
+        inbox.tag_changes.push(change);
+        inbox.seq += 1;
+        drop(inbox);
+        if was_empty {
+            self.shared.inbox_changed.notify_one();
+        }
+    }
+
+    /// Removes tagged series (canonical names) from the tag index, as graphite-web's
+    /// `/tags/delSeries` removes them from its TagDB: their files stay, and a series that
+    /// receives points again is indexed again. Visible after the next publication
+    /// ([`Index::sync`] waits for it).
+    pub fn delete_tagged(&self, names: &[String]) {
+        for name in names {
+            self.push_tag_change(TagChange::Remove(Box::from(name.as_str())));
+        }
+    }
+
+    /// Whether the tagged series `name` (canonical) is in the tag index.
+    pub fn contains_tagged(&self, name: &str) -> bool {
+        self.shared.read_tags().contains(name)
+    }
+
+    /// The tagged series matching every tag expression (graphite-web's `find_series`), sorted;
+    /// more than `limit` is an error.
+    pub fn find_tagged<S: AsRef<str>>(&self, exprs: &[S], limit: usize) -> Result<Vec<String>, TagError> {
+        self.shared.read_tags().find_series(exprs, limit)
+    }
+
+    /// Tag names, sorted; `filter` is a regular expression anchored at the start (graphite-web's
+    /// `/tags?filter=`).
+    pub fn list_tags(&self, filter: Option<&str>, limit: Option<usize>) -> Result<Vec<String>, TagError> {
+        let filter = filter.filter(|f| !f.is_empty()).map(tag_filter).transpose()?;
+        Ok(self.shared.read_tags().list_tags(filter.as_ref(), limit))
+    }
+
+    /// The values of `tag` with their series counts, sorted (graphite-web's `/tags/<tag>`);
+    /// None when no series has the tag.
+    pub fn tag_values(
+        &self,
+        tag: &str,
+        filter: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Option<Vec<(String, usize)>>, TagError> {
+        let filter = filter.filter(|f| !f.is_empty()).map(tag_filter).transpose()?;
+        let tags = self.shared.read_tags();
+        Ok(tags.has_tag(tag).then(|| tags.list_values(tag, filter.as_ref(), limit)))
+    }
+
+    /// graphite-web's `/tags/autoComplete/tags`.
+    pub fn auto_complete_tags<S: AsRef<str>>(
+        &self,
+        exprs: &[S],
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, TagError> {
+        self.shared.read_tags().auto_complete_tags(exprs, prefix, limit)
+    }
+
+    /// graphite-web's `/tags/autoComplete/values`.
+    pub fn auto_complete_values<S: AsRef<str>>(
+        &self,
+        exprs: &[S],
+        tag: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, TagError> {
+        self.shared.read_tags().auto_complete_values(exprs, tag, prefix, limit)
     }
 
     /// The entries `pattern` matches in the current snapshot, sorted as graphite-web sorts
@@ -353,6 +500,8 @@ impl Index {
             loading: status.loading,
             refused: self.shared.refused.load(Ordering::Relaxed),
             load: status.load,
+            tagged_series: self.shared.read_tags().len(),
+            tag_log_errors: self.shared.tag_log_errors.load(Ordering::Relaxed),
         }
     }
 }
@@ -369,17 +518,33 @@ struct Maintainer {
     last_publish: Instant,
     /// An empty set swapped into the inbox for the names taken out, keeping its capacity.
     spare: hashbrown::HashSet<Box<str>>,
+    /// The tag index on disk, once replayed (None without a data directory or when it could
+    /// not be opened: the tag index then lives in memory only, and says so once).
+    tag_log: Option<TagLog>,
+}
+
+/// What the index thread takes out of the inbox at once.
+struct Taken {
+    names: hashbrown::HashSet<Box<str>>,
+    tag_changes: Vec<TagChange>,
+    /// `Inbox::seq` when taken.
+    seq: u64,
+    /// `sync` or `stop` asked for a publication now.
+    asked: bool,
+    stop: bool,
 }
 
 impl Maintainer {
     fn run(mut self, data_dir: Option<PathBuf>) {
         let _stopped = StoppedOnExit(Arc::clone(&self.shared));
         if let Some(data_dir) = data_dir {
+            self.open_tag_log(&data_dir);
             self.load(&data_dir);
         }
         loop {
-            let (names, seq, stop) = self.wait_for_names();
-            self.apply(names);
+            let taken = self.wait_for_names();
+            let (seq, stop) = (taken.seq, taken.stop);
+            self.apply(taken);
             self.publish(seq);
             if stop {
                 break;
@@ -388,42 +553,124 @@ impl Maintainer {
     }
 
     /// Waits for names (then for the rest of the publication interval, unless urgent) and
-    /// takes them with the inbox's sequence number.
-    fn wait_for_names(&mut self) -> (hashbrown::HashSet<Box<str>>, u64, bool) {
+    /// takes them.
+    fn wait_for_names(&mut self) -> Taken {
         let interval = Duration::from_millis(PUBLISH_INTERVAL_MS);
-        let inbox = self.shared.lock_inbox();
-        let inbox = self
-            .shared
+        let shared = Arc::clone(&self.shared);
+        let inbox = shared.lock_inbox();
+        let inbox = shared
             .inbox_changed
-            .wait_while(inbox, |i| i.names.is_empty() && !i.urgent && !i.stop)
+            .wait_while(inbox, |i| i.names.is_empty() && i.tag_changes.is_empty() && !i.urgent && !i.stop)
             .unwrap_or_else(PoisonError::into_inner);
         let wait = interval.saturating_sub(self.last_publish.elapsed());
-        let (mut inbox, _) = self
-            .shared
+        let (inbox, _) = shared
             .inbox_changed
             .wait_timeout_while(inbox, wait, |i| !i.urgent && !i.stop)
             .unwrap_or_else(PoisonError::into_inner);
-        inbox.urgent = false;
-        let names = std::mem::replace(&mut inbox.names, std::mem::take(&mut self.spare));
-        (names, inbox.seq, inbox.stop)
+        take(inbox, &mut self.spare)
     }
 
-    /// Takes what the inbox holds without waiting: (names, seq, urgent or stop asked).
-    fn take_inbox(&mut self) -> (hashbrown::HashSet<Box<str>>, u64, bool) {
-        let mut inbox = self.shared.lock_inbox();
-        let asked = inbox.urgent || inbox.stop;
-        inbox.urgent = false;
-        let names = std::mem::replace(&mut inbox.names, std::mem::take(&mut self.spare));
-        (names, inbox.seq, asked)
+    /// Takes what the inbox holds without waiting.
+    fn take_inbox(&mut self) -> Taken {
+        take(self.shared.lock_inbox(), &mut self.spare)
     }
 
-    /// Adds names taken from the inbox to the tree, and keeps their set as the next spare.
-    fn apply(&mut self, mut names: hashbrown::HashSet<Box<str>>) {
+    /// Adds names taken from the inbox to the tree and the tag changes to the tag index (and
+    /// its log), and keeps the names' set as the next spare.
+    fn apply(&mut self, taken: Taken) {
+        let Taken { mut names, tag_changes, .. } = taken;
         for name in names.drain() {
             self.tree.insert(&name, Kind::Leaf);
         }
         names.shrink_to(INBOX_KEPT_CAPACITY);
         self.spare = names;
+        if !tag_changes.is_empty() {
+            self.apply_tag_changes(tag_changes);
+        }
+    }
+
+    fn apply_tag_changes(&mut self, changes: Vec<TagChange>) {
+        let mut logged = Vec::new();
+        {
+            let mut tags = self.shared.tags.write().unwrap_or_else(PoisonError::into_inner);
+            for change in changes {
+                match change {
+                    TagChange::Add(series) => {
+                        if tags.insert(Arc::clone(&series)) {
+                            logged.push((true, series));
+                        }
+                    }
+                    TagChange::Remove(series) => {
+                        if tags.remove(&series) {
+                            logged.push((false, Arc::from(series)));
+                        }
+                    }
+                }
+            }
+        }
+        let removed: Vec<&Arc<str>> = logged.iter().filter(|(added, _)| !added).map(|(_, s)| s).collect();
+        if !removed.is_empty() {
+            let mut known = self.shared.tag_known.write().unwrap_or_else(PoisonError::into_inner);
+            for series in removed {
+                known.remove(series);
+            }
+        }
+        if let Some(log) = &mut self.tag_log {
+            for (added, series) in &logged {
+                if let Err(e) = log.append(*added, series) {
+                    if self.shared.tag_log_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("carbyne: index: writing the tag log failed (counted; the series stay indexed until a restart): {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replays the tag log into the tag index, compacting it when it is mostly dead records.
+    fn open_tag_log(&mut self, data_dir: &std::path::Path) {
+        let started = Instant::now();
+        let path = TagLog::path_in(data_dir);
+        let mut data = TagData::default();
+        let opened = TagLog::open(path.clone(), |added, name| {
+            if added {
+                data.insert(Arc::from(name));
+            } else {
+                data.remove(name);
+            }
+        });
+        let (mut log, replay) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                eprintln!("carbyne: index: cannot open the tag log {} ({e}): tagged series are indexed in memory only until a restart", path.display());
+                return;
+            }
+        };
+        if log.wants_compaction(data.len()) {
+            if let Err(e) = log.compact(data.series().map(|s| &**s)) {
+                eprintln!("carbyne: index: compacting the tag log {} failed: {e}", path.display());
+            }
+        }
+        {
+            let mut known = self.shared.tag_known.write().unwrap_or_else(PoisonError::into_inner);
+            known.extend(data.series().cloned());
+        }
+        let n = data.len();
+        // Inserts that came in meanwhile are still in the inbox: applied after this.
+        *self.shared.tags.write().unwrap_or_else(PoisonError::into_inner) = data;
+        let mut notes = String::new();
+        if replay.bad_records > 0 {
+            notes.push_str(&format!("; skipped {} bad records", replay.bad_records));
+        }
+        if replay.torn_tail {
+            notes.push_str("; cut off a torn last record");
+        }
+        eprintln!(
+            "carbyne: index: {n} tagged series from {} ({} records) in {:.1} s{notes}",
+            path.display(),
+            replay.records,
+            started.elapsed().as_secs_f64()
+        );
+        self.tag_log = Some(log);
     }
 
     /// Makes the tree as it is the current snapshot, with every name counted up to `seq`.
@@ -452,8 +699,9 @@ impl Maintainer {
             let more = walk.step(&mut |name, kind| {
                 tree.insert(name, kind);
             });
-            let (names, seq, asked) = self.take_inbox();
-            self.apply(names);
+            let taken = self.take_inbox();
+            let (seq, asked) = (taken.seq, taken.asked);
+            self.apply(taken);
             if !more || asked || self.last_publish.elapsed() >= interval {
                 let mut status = self.shared.lock_status();
                 status.load = walk.counts;
@@ -466,6 +714,19 @@ impl Maintainer {
             }
         }
         log_load(&walk, started.elapsed());
+    }
+}
+
+/// Empties the inbox into a [`Taken`], leaving `spare` (an empty set) in its place.
+fn take(mut inbox: MutexGuard<'_, Inbox>, spare: &mut hashbrown::HashSet<Box<str>>) -> Taken {
+    let asked = inbox.urgent || inbox.stop;
+    inbox.urgent = false;
+    Taken {
+        names: std::mem::replace(&mut inbox.names, std::mem::take(spare)),
+        tag_changes: std::mem::take(&mut inbox.tag_changes),
+        seq: inbox.seq,
+        asked,
+        stop: inbox.stop,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod lines;
 pub mod name;
 pub mod pickle;
 pub mod plaintext;
+pub mod unpickle;
 
 pub use lines::{find_newline, split_datagram, IncompleteLine, LineSplitter, LineTooLong};
 pub use name::{

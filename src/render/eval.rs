@@ -25,6 +25,9 @@ pub trait Store: Sync {
     /// The series of one leaf over (from, until] at `now`, cached points overlaid; None when
     /// the range lies wholly outside the file's retention (graphite-web then omits it).
     fn fetch(&self, path: &str, from: i64, until: i64, now: i64) -> Result<Option<Series>, RenderError>;
+    /// Tagged series matching every tag expression (`seriesByTag`'s arguments, graphite-web's
+    /// TagDB rules), sorted, at most `limit` (more is an error the caller reports).
+    fn find_tagged(&self, exprs: &[String], limit: usize) -> Result<Vec<String>, RenderError>;
     /// [`Store::fetch`] of every path, in order; a store may do it in fewer round trips.
     fn fetch_many(
         &self,
@@ -111,16 +114,32 @@ impl<'a> Ctx<'a> {
 
     /// Every leaf matching `pattern`, fetched, sorted by name, `path_expression` = `pattern`.
     fn fetch_pattern(&self, pattern: &str) -> Result<Vec<Series>, RenderError> {
-        let room = self.limits.series_max.saturating_sub(self.spent.series.get());
-        let leaves = self.store.find_leaves(pattern, room.saturating_add(1))?;
-        if leaves.len() > room {
+        let leaves = self.store.find_leaves(pattern, self.room().saturating_add(1))?;
+        self.fetch_leaves(&leaves, pattern)
+    }
+
+    /// `seriesByTag`: every tagged series matching `exprs`, fetched, sorted by name, with the
+    /// call's text (`raw`) as `path_expression`, as graphite-web fetches it.
+    pub fn fetch_tagged(&self, exprs: &[String], raw: &str) -> Result<Vec<Series>, RenderError> {
+        let leaves = self.store.find_tagged(exprs, self.room().saturating_add(1))?;
+        self.fetch_leaves(&leaves, raw)
+    }
+
+    /// Series the request may still fetch.
+    fn room(&self) -> usize {
+        self.limits.series_max.saturating_sub(self.spent.series.get())
+    }
+
+    /// `leaves` (found for `pattern`) fetched, sorted by name; an error past the room left.
+    fn fetch_leaves(&self, leaves: &[String], pattern: &str) -> Result<Vec<Series>, RenderError> {
+        if leaves.len() > self.room() {
             return Err(RenderError::bad(format!(
                 "{pattern} matches more series than a request may fetch ({})",
                 self.limits.series_max
             )));
         }
         let mut out = Vec::with_capacity(leaves.len());
-        for fetched in self.store.fetch_many(&leaves, self.from, self.until, self.now)? {
+        for fetched in self.store.fetch_many(leaves, self.from, self.until, self.now)? {
             let Some(mut series) = fetched else { continue };
             self.spend(1, series.values.len())?;
             series.path_expression = pattern.to_string();
@@ -294,6 +313,10 @@ mod tests {
 
         fn fetch(&self, path: &str, _: i64, _: i64, _: i64) -> Result<Option<Series>, RenderError> {
             Ok(self.0.iter().find(|s| s.name == path).cloned())
+        }
+
+        fn find_tagged(&self, _: &[String], _: usize) -> Result<Vec<String>, RenderError> {
+            Ok(Vec::new())
         }
     }
 

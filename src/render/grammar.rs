@@ -39,8 +39,9 @@ pub enum Expr {
     None,
 }
 
-/// `name(args…, key=value…)`.
-#[derive(Debug, Clone, PartialEq)]
+/// `name(args…, key=value…)`. Two calls are equal when their names and arguments are, however
+/// they were spaced (`raw` aside).
+#[derive(Debug, Clone)]
 pub struct Call {
     /// The function name, as written.
     pub name: String,
@@ -48,6 +49,15 @@ pub struct Call {
     pub args: Vec<Expr>,
     /// Keyword arguments, in the order written.
     pub kwargs: Vec<(String, Expr)>,
+    /// The call's text as written, from its name to its closing parenthesis (graphite-web's
+    /// `call.raw`: `seriesByTag` series carry it as their path expression).
+    pub raw: String,
+}
+
+impl PartialEq for Call {
+    fn eq(&self, other: &Call) -> bool {
+        self.name == other.name && self.args == other.args && self.kwargs == other.kwargs
+    }
 }
 
 /// Why a target does not parse.
@@ -155,11 +165,12 @@ impl<'a> Parser<'a> {
         }
         self.depth += 1;
         self.pos += 1;
-        let mut call = Call { name: ident.to_string(), args: Vec::new(), kwargs: Vec::new() };
+        let mut call = Call { name: ident.to_string(), args: Vec::new(), kwargs: Vec::new(), raw: String::new() };
         self.skip_space();
         if self.peek() == Some(b')') {
             self.pos += 1;
             self.depth -= 1;
+            call.raw = self.text[start..self.pos].to_string();
             return Ok(Some(Expr::Call(call)));
         }
         loop {
@@ -177,6 +188,7 @@ impl<'a> Parser<'a> {
                 Some(b')') => {
                     self.pos += 1;
                     self.depth -= 1;
+                    call.raw = self.text[start..self.pos].to_string();
                     return Ok(Some(Expr::Call(call)));
                 }
                 Some(_) => return Err(self.error(&format!("expected ',' or ')', found {:?}", self.rest_preview()))),
@@ -367,7 +379,7 @@ mod tests {
     use super::*;
 
     fn call(name: &str, args: Vec<Expr>) -> Expr {
-        Expr::Call(Call { name: name.into(), args, kwargs: Vec::new() })
+        Expr::Call(Call { name: name.into(), args, kwargs: Vec::new(), raw: String::new() })
     }
 
     fn path(p: &str) -> Expr {
@@ -426,6 +438,7 @@ mod tests {
             name: "movingAverage".into(),
             args: vec![path("a.b"), Expr::Str("5min".into())],
             kwargs: vec![("xFilesFactor".into(), Expr::Float(0.5))],
+            raw: String::new(),
         });
         check("movingAverage(a.b, '5min', xFilesFactor=0.5)", want);
         check(
@@ -439,6 +452,19 @@ mod tests {
                 vec![call("sumSeries", vec![path("a.*")]), Expr::Str("(^.*$)".into()), Expr::Str("\\1 A".into())],
             ),
         );
+    }
+
+    #[test]
+    fn calls_keep_their_text_as_written() {
+        let raw = |e: &Expr| match e {
+            Expr::Call(c) => c.raw.clone(),
+            other => panic!("{other:?}"),
+        };
+        let target = "sumSeries( seriesByTag('name=a', \"dc=x\") )";
+        let Ok(Expr::Call(outer)) = parse(target) else { panic!() };
+        assert_eq!(outer.raw, target);
+        assert_eq!(raw(&outer.args[0]), "seriesByTag('name=a', \"dc=x\")");
+        assert_eq!(raw(&parse("a|f()").unwrap()), "f()");
     }
 
     #[test]

@@ -9,7 +9,13 @@ use std::time::Duration;
 use crate::server::{now, send_tcp, Appliance};
 
 /// One HTTP/1.1 exchange on a fresh connection: (status, headers, body).
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+pub(crate) fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req =
@@ -46,7 +52,7 @@ pub(crate) fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
-fn form(addr: SocketAddr, path: &str, body: &str) -> (u16, serde_json::Value) {
+pub(crate) fn form(addr: SocketAddr, path: &str, body: &str) -> (u16, serde_json::Value) {
     let (status, _, body) =
         http(addr, "POST", path, &[("Content-Type", "application/x-www-form-urlencoded")], body.as_bytes());
     let value =
@@ -54,7 +60,7 @@ fn form(addr: SocketAddr, path: &str, body: &str) -> (u16, serde_json::Value) {
     (status, value)
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 

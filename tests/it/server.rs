@@ -13,12 +13,13 @@ pub(crate) struct Appliance {
     pub(crate) child: Child,
     pub(crate) dir: tempfile::TempDir,
     pub(crate) line: SocketAddr,
-    pickle: SocketAddr,
+    pub(crate) pickle: SocketAddr,
     udp: Option<SocketAddr>,
-    statsd_udp: Option<SocketAddr>,
+    pub(crate) statsd_udp: Option<SocketAddr>,
     statsd_tcp: Option<SocketAddr>,
     statsd_admin: Option<SocketAddr>,
     pub(crate) http: Option<SocketAddr>,
+    carbonlink: Option<SocketAddr>,
     output: std::sync::mpsc::Receiver<String>,
 }
 
@@ -90,6 +91,7 @@ impl Appliance {
             statsd_tcp: addr("statsd-tcp="),
             statsd_admin: addr("statsd-admin="),
             http: addr("http="),
+            carbonlink: addr("carbonlink="),
             child,
             dir,
             output,
@@ -103,8 +105,33 @@ impl Appliance {
         Appliance::start(&format!("LOCAL_DATA_DIR = {}\n{extra}", data.display()))
     }
 
+    /// Where carbonlink listens, as a client connects to it (0.0.0.0, the default interface,
+    /// as 127.0.0.1). Panics when CACHE_QUERY_PORT = 0 turned it off.
+    pub(crate) fn carbonlink(&self) -> SocketAddr {
+        let mut addr = self.carbonlink.expect("carbonlink listens (CACHE_QUERY_PORT is not 0)");
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        addr
+    }
+
     pub(crate) fn data(&self) -> PathBuf {
         self.dir.path().join("whisper")
+    }
+
+    /// The pickle receiver's address.
+    pub(crate) fn pickle_addr(&self) -> SocketAddr {
+        self.pickle
+    }
+
+    /// The plaintext UDP receiver's address (every test's carbon.conf turns it on).
+    pub(crate) fn udp_addr(&self) -> SocketAddr {
+        self.udp.expect("ENABLE_UDP_LISTENER is on in the test's carbon.conf")
+    }
+
+    /// The statsd UDP address, when statsd is on (the default).
+    pub(crate) fn statsd_udp_addr(&self) -> Option<SocketAddr> {
+        self.statsd_udp
     }
 
     /// SIGTERM, then wait (bounded) for a clean exit.
@@ -148,7 +175,7 @@ pub(crate) fn send_tcp(addr: SocketAddr, payload: &[u8]) {
     s.read_to_end(&mut rest).unwrap();
 }
 
-fn pickle_frame(points: &[(&str, i64, f64)]) -> Vec<u8> {
+pub(crate) fn pickle_frame(points: &[(&str, i64, f64)]) -> Vec<u8> {
     // Protocol 2: PROTO 2, EMPTY_LIST, MARK, then per point (name, (ts, value)) as tuples, APPENDS, STOP.
     let mut p = vec![0x80, 2, b']', b'('];
     for (name, ts, value) in points {
@@ -481,6 +508,16 @@ fn throttled_creates_keep_their_points_until_created() {
     send_tcp(app.line, &workload("create", 620, 2, t0));
     app.stop();
     assert_workload(&app.data(), "create", 620, 2, t0);
+}
+
+#[test]
+fn a_clean_stop_writes_points_younger_than_min_timestamp_lag() {
+    // timesorted holds points younger than MIN_TIMESTAMP_LAG back; at stop, as carbon, no more.
+    let mut app = Appliance::start("CACHE_WRITE_STRATEGY = timesorted\nMIN_TIMESTAMP_LAG = 3600\n");
+    let t0 = now() - 60;
+    send_tcp(app.line, &workload("lag", 20, 3, t0));
+    app.stop();
+    assert_workload(&app.data(), "lag", 20, 3, t0);
 }
 
 #[test]

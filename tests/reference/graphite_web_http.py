@@ -14,6 +14,19 @@ logs in the temporary directory, UTC, and an in-memory SQLite database (find ask
 profile, so the tables are created at start-up). Nothing outside the temporary directory is
 written, and /etc/graphite is not read.
 
+Optional: with GRAPHITE_CLUSTER_SERVERS set in the environment (a comma-separated list of
+CLUSTER_SERVERS entries, `host:port` or a URL, each with graphite-web's own `?format=...`
+options), graphite-web is a cluster frontend: it asks those nodes over HTTP for every find and
+render (the `reference_cluster_*` tests in tests/it/reference_cluster.rs give it an empty
+whisper directory, so that every answer comes from them). GRAPHITE_REMOTE_STORE_USE_POST=1
+also sets REMOTE_STORE_USE_POST (those requests are then POSTs with a multipart form body).
+
+Optional: with GRAPHITE_CARBONLINK_HOSTS set in the environment (a comma-separated list of
+CARBONLINK_HOSTS entries, `host:port[:instance]`), graphite-web asks those carbon-caches over
+carbonlink for the points they hold but have not written, and overlays them on the files'
+(`reference_carbonlink_graphite_web` in tests/it/carbonlink.rs); CARBONLINK_TIMEOUT is then
+10 s, so that a busy test machine does not make it give up on the cache.
+
 Protocol: one JSON request per line on stdin, one JSON answer per line on stdout, in order.
 The first line written, before any request is read, is the handshake:
     {"ready": true, "graphite": "<path of graphite/__init__.py>", "python": [3, 11, 2]}
@@ -59,6 +72,21 @@ FUNCTION_PLUGINS = []
 """
 
 
+def cluster_settings():
+    """CLUSTER_SERVERS (and REMOTE_STORE_USE_POST) from the environment, or nothing."""
+    servers = [s for s in os.environ.get("GRAPHITE_CLUSTER_SERVERS", "").split(",") if s]
+    settings = "CLUSTER_SERVERS = %r\n" % servers if servers else ""
+    if os.environ.get("GRAPHITE_REMOTE_STORE_USE_POST") == "1":
+        settings += "REMOTE_STORE_USE_POST = True\n"
+    return settings
+
+
+def carbonlink_settings():
+    """CARBONLINK_HOSTS from $GRAPHITE_CARBONLINK_HOSTS, or nothing when it is unset or empty."""
+    hosts = [h for h in os.environ.get("GRAPHITE_CARBONLINK_HOSTS", "").split(",") if h]
+    return "CARBONLINK_HOSTS = %r\nCARBONLINK_TIMEOUT = 10.0\n" % hosts if hosts else ""
+
+
 def setup(whisper_dir):
     """Writes the local settings, starts Django and creates the (in-memory) tables."""
     tmp = tempfile.mkdtemp(prefix="carbyne-graphite-web-")
@@ -67,6 +95,8 @@ def setup(whisper_dir):
     name = "carbyne_graphite_local_settings"
     with open(os.path.join(tmp, name + ".py"), "w") as f:
         f.write(LOCAL_SETTINGS.format(tmp=tmp, whisper=os.path.abspath(whisper_dir)))
+        f.write(cluster_settings())
+        f.write(carbonlink_settings())
     sys.path.insert(0, tmp)
     os.environ["GRAPHITE_SETTINGS_MODULE"] = name
     os.environ["DJANGO_SETTINGS_MODULE"] = "graphite.settings"

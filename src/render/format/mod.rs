@@ -1,9 +1,12 @@
 //! Response bodies of `/render`, as graphite-web 1.1.8 writes them: `json` (with jsonp,
-//! noNullPoints, pretty), `csv`, `raw` and `pickle` (the cluster protocol's).
+//! noNullPoints, pretty), `csv`, `raw`, and the cluster protocols' `pickle` and `msgpack` (the
+//! same list of `getInfo()` dicts); carbonapi's protobuf messages are in [`carbonapi`].
 //!
 //! JSON differs from graphite-web in one deliberate way: every non-finite value is `null`
 //! (graphite-web writes `1e9999` for infinity, which Grafana's Go backend cannot parse).
 
+pub mod carbonapi;
+pub mod msgpack;
 pub mod pickle;
 
 use std::fmt::Write as _;
@@ -92,8 +95,11 @@ pub fn raw(series: &[Series]) -> String {
     out
 }
 
-/// The pickled list of graphite-web's `getInfo()` dicts (the cluster protocol's render format).
-pub fn pickle(series: &[Series]) -> Vec<u8> {
+/// graphite-web's `TimeSeries.getInfo()` of each series, in its key order: `name`, `start`,
+/// `end`, `step`, `values` (None for a gap), `pathExpression`, `valuesPerPoint`,
+/// `consolidationFunc`, `xFilesFactor`. A frontend files each series under its
+/// `pathExpression`, which for a fetched glob is the target string asked.
+pub fn series_info(series: &[Series]) -> pickle::Value {
     use pickle::Value as V;
     let items = series
         .iter()
@@ -113,7 +119,19 @@ pub fn pickle(series: &[Series]) -> Vec<u8> {
             ])
         })
         .collect();
-    pickle::dumps(&V::List(items))
+    V::List(items)
+}
+
+/// The pickled list of [`series_info`] dicts (`format=pickle`, content type
+/// `application/pickle`).
+pub fn pickle(series: &[Series]) -> Vec<u8> {
+    pickle::dumps(&series_info(series))
+}
+
+/// The same list as msgpack (`format=msgpack`, content type `application/x-msgpack`); None
+/// only past msgpack's 2^32 - 1 items per list.
+pub fn msgpack(series: &[Series]) -> Option<Vec<u8>> {
+    msgpack::dumps(&series_info(series))
 }
 
 #[cfg(test)]
@@ -144,5 +162,41 @@ mod tests {
         );
         assert_eq!(raw(&sample()), "a.b,60,240,60|1.5,None,inf\n");
         assert_eq!(csv_field("x,y"), "\"x,y\"");
+    }
+
+    #[test]
+    fn cluster_formats_carry_graphite_webs_keys() {
+        let mut s = sample();
+        s[0].path_expression = "a.*".into();
+        let info = series_info(&s);
+        let pickle::Value::List(items) = &info else { panic!("{info:?}") };
+        let pickle::Value::Dict(entries) = &items[0] else { panic!("{info:?}") };
+        let keys: Vec<&pickle::Value> = entries.iter().map(|(k, _)| k).collect();
+        let names = [
+            "name",
+            "start",
+            "end",
+            "step",
+            "values",
+            "pathExpression",
+            "valuesPerPoint",
+            "consolidationFunc",
+            "xFilesFactor",
+        ];
+        assert_eq!(keys, names.map(|n| pickle::Value::Str(n.into())).iter().collect::<Vec<_>>());
+        assert_eq!(entries[5].1, pickle::Value::Str("a.*".into()));
+        assert_eq!(
+            entries[4].1,
+            pickle::Value::List(vec![
+                pickle::Value::Float(1.5),
+                pickle::Value::None,
+                pickle::Value::Float(f64::INFINITY)
+            ])
+        );
+        let packed = msgpack(&sample()).unwrap();
+        let decoded = rmpv::decode::read_value(&mut &packed[..]).unwrap();
+        assert_eq!(decoded[0]["pathExpression"].as_str(), Some("a.b"));
+        assert_eq!(decoded[0]["values"][1], rmpv::Value::Nil);
+        assert_eq!(decoded[0]["step"].as_i64(), Some(60));
     }
 }

@@ -225,6 +225,18 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
         ],
         imp: group_by_nodes,
     },
+    FunctionSpec {
+        name: "groupByTags",
+        group: "Combine",
+        description: "Groups the series by the values of the given tags and combines each group with the callback; \
+                      each result is named <name>;tag=value;... and tagged accordingly.",
+        params: &[
+            Param::required("seriesList", ParamKind::SeriesList),
+            Param::required("callback", ParamKind::AggOrSeriesFunc).options(AGG_OR_SERIES_FUNCS),
+            Param::required("tags", ParamKind::Tag).multiple(),
+        ],
+        imp: group_by_tags,
+    },
     combiner("maxSeries", "The largest value of the series at each point.", max_series),
     combiner("minSeries", "The smallest value of the series at each point.", min_series),
     combiner("multiplySeries", "The product of the series at each point.", multiply_series),
@@ -885,6 +897,66 @@ fn group_by_nodes(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>> {
     group_with(ctx, &series, callback, &nodes)
 }
 
+/// graphite-web's `groupByTags`: the key of a series is `<name>;tag=value...` (its tags' values
+/// sorted as strings; a series without one of the tags is an error, as there), where `<name>` is the series' own `name` tag when `name`
+/// is one of the tags, else the `name` tag all series share, else the callback's name. Each
+/// group combined by the callback is named, path-expressed and tagged by its key.
+fn group_by_tags(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>> {
+    let series = args.series(ctx, 0, "seriesList")?;
+    let raw_callback = args.string(1, "callback")?;
+    let callback = parse_callback(args.name, raw_callback)?;
+    let mut tags = Vec::new();
+    for (i, e) in args.rest(2).iter().enumerate() {
+        match e {
+            Expr::Str(t) => tags.push(t.as_str()),
+            other => return Err(RenderError::bad(format!("groupByTags: tag {} must be a string, not {other}", i + 1))),
+        }
+    }
+    if tags.is_empty() {
+        return Err(RenderError::bad("groupByTags(): no tags specified"));
+    }
+    let by_name = tags.contains(&"name");
+    let name_tag = |s: &Series| s.tags.get("name").cloned().unwrap_or_default();
+    let common_name = if by_name {
+        String::new()
+    } else {
+        let first = series.first().map(name_tag);
+        match first {
+            Some(n) if series.iter().all(|s| name_tag(s) == n) => n,
+            _ => raw_callback.to_string(),
+        }
+    };
+    let mut groups: IndexMap<String, Vec<&Series>> = IndexMap::new();
+    for s in &series {
+        let mut pairs = Vec::with_capacity(tags.len());
+        for t in tags.iter().filter(|t| **t != "name") {
+            // graphite-web parses the key back into tags, which refuses an empty value.
+            let value = s.tags.get(*t).map_or("", String::as_str);
+            if value.is_empty() {
+                return Err(RenderError::bad(format!(
+                    "groupByTags: {} has no tag {t} (Value for tag \"{t}\" may not be empty)",
+                    s.name
+                )));
+            }
+            pairs.push(format!("{t}={value}"));
+        }
+        pairs.sort();
+        let head = if by_name { name_tag(s) } else { common_name.clone() };
+        let key = std::iter::once(head).chain(pairs).collect::<Vec<_>>().join(";");
+        groups.entry(key).or_default().push(s);
+    }
+    let mut out = Vec::with_capacity(groups.len());
+    for (key, group) in groups {
+        if let Some(mut s) = apply_callback(ctx, callback, &group)? {
+            s.tags = crate::render::series::tags_of(&key);
+            s.path_expression = key.clone();
+            s.name = key;
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
 /// graphite-web's `aggregateWithWildcards`: groups keyed by the name without the nodes at
 /// `positions` (a negative position matches no node), each aggregated and named by its key.
 fn with_wildcards(ctx: &Ctx<'_>, series: &[Series], agg: Agg, func: &str, positions: &[i64]) -> Result<Vec<Series>> {
@@ -1039,6 +1111,8 @@ mod tests {
     }
 
     const TEN_2: &str = "2 2 2 2 2 2 2 2 2 2";
+    const TEN_UP: &str = "1 2 3 4 5 6 7 8 9 10";
+    const TEN_UP_10: &str = "10 20 30 40 50 60 70 80 90 100";
 
     #[test]
     fn combiners_aggregate_rows_and_name_by_path_expressions() {
@@ -1318,6 +1392,40 @@ mod tests {
         check_err("groupByNode(srv.*.cpu.*, 1, 'nope')", "unsupported aggregation function: nope");
         check_err("groupByNode(srv.*.cpu.*, 1, 'sumSeriesLists')", "cannot be a callback");
         check_err("groupByNode(srv.*.cpu.*, 1.5)", "a node must be");
+    }
+
+    #[test]
+    fn series_by_tag_and_group_by_tags() {
+        check("seriesByTag('name=cpu')", &[("cpu;dc=x;host=a", TEN_UP), ("cpu;dc=x;host=b", TEN_UP_10)]);
+        let got = eval("seriesByTag('name=cpu', \"host!=a\")");
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].name.as_str(), got[0].path_expression.as_str()),
+            ("cpu;dc=x;host=b", "seriesByTag('name=cpu', \"host!=a\")")
+        );
+        assert_eq!(got[0].tags, tags(&[("dc", "x"), ("host", "b"), ("name", "cpu")]));
+        check("seriesByTag('name=~c', 'host=~[b-z]')", &[("cpu;dc=x;host=b", TEN_UP_10)]);
+        check("seriesByTag('name=nosuch')", &[]);
+        check_err("seriesByTag('host!=a')", "At least one tagspec");
+        check_err("seriesByTag('host')", "Invalid tagspec host");
+
+        check("groupByTags(seriesByTag('name=cpu'), 'sum', 'dc')", &[("cpu;dc=x", "11 22 33 44 55 66 77 88 99 110")]);
+        let got = eval("groupByTags(seriesByTag('name=cpu'), 'sum', 'dc')");
+        assert_eq!(got[0].path_expression, "cpu;dc=x");
+        assert_eq!(got[0].tags, tags(&[("dc", "x"), ("name", "cpu")]));
+        // Grouping by name keeps each series' own name; tags sorted in the key.
+        check(
+            "groupByTags(seriesByTag('name=cpu'), 'sumSeries', 'name', 'host', 'dc')",
+            &[("cpu;dc=x;host=a", TEN_UP), ("cpu;dc=x;host=b", TEN_UP_10)],
+        );
+        // An alias leaves the name tag alone: still one name, so it names the group (mixed
+        // names, where the callback names the groups, are in the graphite-web corpus).
+        check(
+            "groupByTags(group(seriesByTag('name=cpu'), aliasByTags(seriesByTag('host=b'), 'host')), 'max', 'dc')",
+            &[("cpu;dc=x", TEN_UP_10)],
+        );
+        check_err("groupByTags(group(seriesByTag('name=cpu'), a.d), 'max', 'dc')", "a.d has no tag dc");
+        check_err("groupByTags(seriesByTag('name=cpu'), 'sum')", "no tags specified");
     }
 
     #[test]

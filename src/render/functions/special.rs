@@ -61,6 +61,14 @@ pub(super) const FUNCTIONS: &[FunctionSpec] = &[
         imp: random_walk,
     },
     FunctionSpec {
+        name: "seriesByTag",
+        group: "Special",
+        description: "The tagged series matching every tag expression: 'tag=value', 'tag!=value', 'tag=~regex', \
+                      'tag!=~regex' (regexes anchored at the start; at least one expression must need a value).",
+        params: &[Param::required("tagExpressions", ParamKind::String).multiple()],
+        imp: series_by_tag,
+    },
+    FunctionSpec {
         name: "setXFilesFactor",
         group: "Special",
         description: "Sets the fraction of non-null values a consolidated interval needs (also tagged \
@@ -244,6 +252,20 @@ fn set_x_files_factor(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, Ren
 
 /// graphite-web's `fallbackSeries`; both lists are evaluated, as graphite-web evaluates every
 /// argument (an error in the fallback is an error even when the list has series).
+/// graphite-web resolves the call in its store: the string arguments are the expressions (other
+/// arguments are ignored, as there), the series carry the call's text as path expression.
+fn series_by_tag(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, RenderError> {
+    let exprs: Vec<String> = args
+        .rest(0)
+        .iter()
+        .filter_map(|e| match e {
+            crate::render::grammar::Expr::Str(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    ctx.fetch_tagged(&exprs, &args.call.raw)
+}
+
 fn fallback_series(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, RenderError> {
     let list = args.series(ctx, 0, "seriesList")?;
     let fallback = args.series(ctx, 1, "fallback")?;
@@ -265,6 +287,10 @@ mod tests {
 
         fn fetch(&self, _: &str, _: i64, _: i64, _: i64) -> Result<Option<Series>, RenderError> {
             Ok(None)
+        }
+
+        fn find_tagged(&self, _: &[String], _: usize) -> Result<Vec<String>, RenderError> {
+            Ok(Vec::new())
         }
     }
 

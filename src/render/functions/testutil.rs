@@ -62,6 +62,15 @@ impl Store for TestStore {
         Ok(names)
     }
 
+    /// The index's own tag matching over the tagged names among the series.
+    fn find_tagged(&self, exprs: &[String], limit: usize) -> Result<Vec<String>, RenderError> {
+        let mut tags = crate::index::TagData::default();
+        for s in self.series.iter().filter(|s| s.name.contains(';')) {
+            tags.insert(std::sync::Arc::from(s.name.as_str()));
+        }
+        tags.find_series(exprs, limit).map_err(|e| RenderError::bad(e.to_string()))
+    }
+
     /// whisper's fetch: clamp to (now − retention, now], align both bounds up to the next step.
     fn fetch(&self, path: &str, from: i64, until: i64, now: i64) -> Result<Option<Series>, RenderError> {
         let Some(data) = self.series.iter().find(|s| s.name == path) else { return Ok(None) };
