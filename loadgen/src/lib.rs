@@ -8,13 +8,13 @@
 //! server had read everything ("accepted"), and batch-write latency. And the statsd protocol
 //! over UDP: a seeded mix of counters, timers, gauges and sets over a set of keys, packed into
 //! datagrams, sent flat out or at a fixed rate from several sockets, with the exact line and
-//! datagram counts needed to measure the server's loss. And Graphite's render API over HTTP/1.1:
-//! the `/render` requests Grafana sends, in a closed loop over keep-alive connections, with a
-//! latency histogram, requests per second and the responses' statuses and sizes. Carbon
-//! plaintext also goes over UDP, and the pickle protocol over TCP; a mixed mode sends plaintext,
-//! pickle and statsd at once. Every carbon mode can read what it sent back through the render
-//! API (`--verify`: points expected, found, missing, wrong) and time how long points take to
-//! become visible there (`--visibility`).
+//! datagram counts needed to measure the server's loss, and the send latency per datagram. And
+//! Graphite's render API over HTTP/1.1: the `/render` requests Grafana sends, in a closed loop
+//! over keep-alive connections, with a latency histogram, requests per second and the responses'
+//! statuses and sizes. Carbon plaintext also goes over UDP, and the pickle protocol over TCP; a
+//! mixed mode sends plaintext, pickle and statsd at once. Every carbon mode can read what it sent
+//! back through the render API (`--verify`: points expected, found, missing, wrong) and time how
+//! long points take to become visible there (`--visibility`).
 //!
 //! Code map, bottom up: [`rng`] and [`decimal`] (pure helpers), [`name`] and [`workload`] (what to
 //! send), [`plaintext`] (how it looks on the wire), [`pacer`], [`sender`] and [`run`] (how it is

@@ -2,18 +2,22 @@
 //! Text for people (`Display`), one JSON object for scripts (`to_json`), in the shape of the TCP
 //! and statsd reports.
 //!
-//! There is no "accepted" (UDP has no acknowledgement) and no batch latency (a `send` of one
-//! datagram only copies it into the kernel): loss is measured by `--verify`, which reads every
-//! series back.
+//! There is no "accepted" (UDP has no acknowledgement): loss is measured by `--verify`, which
+//! reads every series back. In place of the TCP report's batch latency there is the **send latency
+//! per datagram** (`send_latency_us`, the same keys): how long each `send` took, merged over the
+//! senders (see [`udp`](crate::udp)). A `send` copies the datagram into the kernel, but waits while
+//! the socket's send buffer is full, so this is what limits the rate a sender can offer.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
 use crate::json::JsonObject;
 use crate::plaintext_udp::PlaintextUdpConfig;
-use crate::report::{carbon_workload_json, rate, Stop};
+use crate::report::{carbon_workload_json, merge_latency, rate, LatencyUs, Stop};
 use crate::udp::{SenderReport, UdpStop};
 use crate::workload::{Workload, WorkloadSpec};
 
@@ -77,6 +81,8 @@ pub struct PlaintextUdpReport {
     pub stop: Stop,
     /// From the start to the end of the last send.
     pub send_elapsed: Duration,
+    /// Nanoseconds per datagram `send`, all senders: one sample per datagram sent.
+    pub latency_ns: Histogram<u64>,
     /// One sentence per sender that had send errors; empty for a clean run.
     pub problems: Vec<String>,
 }
@@ -102,6 +108,7 @@ impl PlaintextUdpReport {
             points_not_sent: senders.iter().map(|s| s.lines_not_sent).sum(),
             stop: if deadline { Stop::Duration } else { Stop::AllSent },
             send_elapsed: senders.iter().map(|s| s.send_elapsed).max().unwrap_or_default(),
+            latency_ns: merge_latency(senders.iter().map(|s| &s.latency_ns)),
             problems,
             info,
         }
@@ -120,6 +127,11 @@ impl PlaintextUdpReport {
     /// Datagrams per second over the send time.
     pub fn sent_datagrams_per_s(&self) -> Option<f64> {
         rate(self.datagrams_sent, self.send_elapsed)
+    }
+
+    /// Send-latency quantiles per datagram; `None` before any datagram was sent.
+    pub fn latency_us(&self) -> Option<LatencyUs> {
+        LatencyUs::of_ns(&self.latency_ns)
     }
 
     /// The report as one JSON object (keys described in the crate README).
@@ -152,6 +164,7 @@ impl PlaintextUdpReport {
             .f64("offered_points_per_s", info.rate_per_s, 1)
             .f64("sent_points_per_s", self.sent_points_per_s(), 1)
             .f64("sent_datagrams_per_s", self.sent_datagrams_per_s(), 1)
+            .object("send_latency_us", LatencyUs::to_json_object(self.latency_us()))
             .strs("problems", &self.problems)
     }
 }
@@ -202,9 +215,76 @@ impl fmt::Display for PlaintextUdpReport {
             }
             _ => writeln!(f, "sent rate       n/a")?,
         }
+        match self.latency_us() {
+            Some(latency) => writeln!(f, "send latency    per datagram {latency}")?,
+            None => writeln!(f, "send latency    per datagram: none sent")?,
+        }
         for problem in &self.problems {
             writeln!(f, "problem         {problem}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::name::DEFAULT_PATTERN;
+    use crate::workload::ValuePattern;
+
+    fn info() -> PlaintextUdpInfo {
+        PlaintextUdpInfo {
+            target: "127.0.0.1:2003".parse().unwrap(),
+            n_senders: 2,
+            workload: WorkloadSpec {
+                n_metrics: 3,
+                n_points: 1,
+                start_ts: 1_700_000_000,
+                interval_s: 10,
+                seed: 1,
+                values: ValuePattern::Sequence,
+            },
+            metrics: 0..3,
+            name_pattern: DEFAULT_PATTERN.to_owned(),
+            prefix: "lg".to_owned(),
+            lines_per_datagram: 1,
+            datagram_bytes_max: 1432,
+            rate_per_s: None,
+            duration: None,
+        }
+    }
+
+    /// A sender that sent one one-point datagram per entry of `send_ns`, each `send` taking that
+    /// many nanoseconds.
+    fn sender(send_ns: &[u64]) -> SenderReport {
+        let mut report = SenderReport { stop: Some(UdpStop::AllSent), ..SenderReport::default() };
+        for &ns in send_ns {
+            report.latency_ns.record(ns).unwrap();
+            report.datagrams_sent += 1;
+            report.lines_sent += 1;
+        }
+        report.send_elapsed = Duration::from_millis(1);
+        report
+    }
+
+    #[test]
+    fn send_latency_is_merged_over_senders() {
+        let report = PlaintextUdpReport::new(info(), vec![sender(&[500, 1_500]), sender(&[500])]);
+        assert_eq!((report.points_sent, report.datagrams_sent, report.latency_ns.len()), (3, 3, 3));
+        let json = report.to_json();
+        let want = r#""send_latency_us":{"p50":0.500,"p99":1.500,"p99_9":1.500,"max":1.500},"problems":[]"#;
+        assert!(json.contains(want), "{json}");
+        let text = report.to_string();
+        let want = "send latency    per datagram p50 0.5 us, p99 1.5 us, p99.9 1.5 us, max 1.5 us\n";
+        assert!(text.contains(want), "{text}");
+    }
+
+    #[test]
+    fn no_datagram_sent_has_null_latency() {
+        let report = PlaintextUdpReport::new(info(), vec![sender(&[])]);
+        let json = report.to_json();
+        assert!(json.contains(r#""send_latency_us":{"p50":null,"p99":null,"p99_9":null,"max":null}"#), "{json}");
+        assert!(report.to_string().contains("send latency    per datagram: none sent\n"));
     }
 }

@@ -117,6 +117,46 @@ pub struct LatencyUs {
     pub max: f64,
 }
 
+impl LatencyUs {
+    /// The quantiles of a histogram of nanoseconds, in microseconds; `None` when it is empty.
+    pub fn of_ns(h: &Histogram<u64>) -> Option<LatencyUs> {
+        let us = |ns: u64| ns as f64 / 1_000.0;
+        (!h.is_empty()).then(|| LatencyUs {
+            p50: us(h.value_at_quantile(0.5)),
+            p99: us(h.value_at_quantile(0.99)),
+            p99_9: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+        })
+    }
+
+    /// The `send_latency_us` object of a JSON report: `p50`, `p99`, `p99_9` and `max`, each
+    /// `null` when there is no sample.
+    pub fn to_json_object(latency: Option<LatencyUs>) -> JsonObject {
+        JsonObject::default()
+            .f64("p50", latency.map(|l| l.p50), 3)
+            .f64("p99", latency.map(|l| l.p99), 3)
+            .f64("p99_9", latency.map(|l| l.p99_9), 3)
+            .f64("max", latency.map(|l| l.max), 3)
+    }
+}
+
+/// `p50 1.5 us, p99 ... us, p99.9 ... us, max ... us`, as the text reports print it.
+impl fmt::Display for LatencyUs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us", self.p50, self.p99, self.p99_9, self.max)
+    }
+}
+
+/// One histogram holding every sample of `histograms`, all made by
+/// [`new_latency_histogram`] (so they share its bounds and adding cannot fail).
+pub(crate) fn merge_latency<'h>(histograms: impl IntoIterator<Item = &'h Histogram<u64>>) -> Histogram<u64> {
+    let mut merged = new_latency_histogram();
+    for h in histograms {
+        merged.add(h).expect("latency histograms share their bounds");
+    }
+    merged
+}
+
 /// The whole run, summed over connections.
 #[derive(Debug)]
 pub struct Report {
@@ -141,10 +181,7 @@ pub struct Report {
 impl Report {
     /// Sums the connections' reports (in connection order).
     pub fn new(info: RunInfo, conns: Vec<ConnReport>) -> Report {
-        let mut latency_ns = new_latency_histogram();
-        for conn in &conns {
-            latency_ns.add(&conn.latency_ns).expect("latency histograms share their bounds");
-        }
+        let latency_ns = merge_latency(conns.iter().map(|conn| &conn.latency_ns));
         let closes: Option<Vec<Duration>> = conns
             .iter()
             .map(|conn| match conn.drain {
@@ -187,14 +224,7 @@ impl Report {
 
     /// Batch-write latency quantiles; `None` before any complete batch.
     pub fn latency_us(&self) -> Option<LatencyUs> {
-        let h = &self.latency_ns;
-        let us = |ns: u64| ns as f64 / 1_000.0;
-        (!h.is_empty()).then(|| LatencyUs {
-            p50: us(h.value_at_quantile(0.5)),
-            p99: us(h.value_at_quantile(0.99)),
-            p99_9: us(h.value_at_quantile(0.999)),
-            max: us(h.max()),
-        })
+        LatencyUs::of_ns(&self.latency_ns)
     }
 
     /// The report as one JSON object (keys described in the crate README).
@@ -205,12 +235,7 @@ impl Report {
     /// The report as a JSON object, for a caller to add to.
     pub fn to_json_object(&self) -> JsonObject {
         let info = &self.info;
-        let latency = self.latency_us();
-        let latency_json = JsonObject::default()
-            .f64("p50", latency.map(|l| l.p50), 3)
-            .f64("p99", latency.map(|l| l.p99), 3)
-            .f64("p99_9", latency.map(|l| l.p99_9), 3)
-            .f64("max", latency.map(|l| l.max), 3);
+        let latency_json = LatencyUs::to_json_object(self.latency_us());
         let mut json = JsonObject::default()
             .str("protocol", info.protocol)
             .str("target", &info.target.to_string())
@@ -342,11 +367,7 @@ impl fmt::Display for Report {
             None => writeln!(f, "accepted after  not confirmed (see problems)")?,
         }
         match self.latency_us() {
-            Some(l) => writeln!(
-                f,
-                "batch latency   p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us",
-                l.p50, l.p99, l.p99_9, l.max
-            )?,
+            Some(latency) => writeln!(f, "batch latency   {latency}")?,
             None => writeln!(f, "batch latency   no complete batch")?,
         }
         for problem in &self.problems {

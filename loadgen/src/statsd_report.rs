@@ -4,13 +4,20 @@
 //! There is no "accepted": UDP has no acknowledgement. To measure loss, compare `lines_sent`
 //! with the lines the server says it received (etsy's `statsd.metrics_received`, summed over the
 //! flushes that cover the run) and `datagrams_sent` with its `statsd.packets_received`.
+//!
+//! The **send latency per datagram** (`send_latency_us`, the keys of the TCP report's batch
+//! latency) is how long each `send` took, merged over the senders (see [`udp`](crate::udp)): the
+//! time a sender spends per datagram, back-pressure from a full socket send buffer included. A
+//! mixed run's statsd part reports it the same way.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
 use crate::json::JsonObject;
-use crate::report::Stop;
+use crate::report::{merge_latency, LatencyUs, Stop};
 use crate::statsd::{Kind, KindCounts, StatsdSpec, StatsdWorkload};
 use crate::udp::{SenderReport, UdpConfig, UdpStop};
 
@@ -62,6 +69,8 @@ pub struct StatsdReport {
     pub stop: Stop,
     /// From the start to the end of the last send.
     pub send_elapsed: Duration,
+    /// Nanoseconds per datagram `send`, all senders: one sample per datagram sent.
+    pub latency_ns: Histogram<u64>,
     /// One sentence per sender that had send errors; empty for a clean run.
     pub problems: Vec<String>,
 }
@@ -94,6 +103,7 @@ impl StatsdReport {
             lines_not_sent: senders.iter().map(|s| s.lines_not_sent).sum(),
             stop: if deadline { Stop::Duration } else { Stop::AllSent },
             send_elapsed: senders.iter().map(|s| s.send_elapsed).max().unwrap_or_default(),
+            latency_ns: merge_latency(senders.iter().map(|s| &s.latency_ns)),
             problems,
             info,
         }
@@ -112,6 +122,11 @@ impl StatsdReport {
     /// Datagrams per second over the send time.
     pub fn sent_datagrams_per_s(&self) -> Option<f64> {
         per_second(self.datagrams_sent, self.send_elapsed)
+    }
+
+    /// Send-latency quantiles per datagram; `None` before any datagram was sent.
+    pub fn latency_us(&self) -> Option<LatencyUs> {
+        LatencyUs::of_ns(&self.latency_ns)
     }
 
     /// The report as one JSON object (keys described in the crate README).
@@ -144,6 +159,7 @@ impl StatsdReport {
             .f64("offered_lines_per_s", info.rate_per_s, 1)
             .f64("sent_lines_per_s", self.sent_lines_per_s(), 1)
             .f64("sent_datagrams_per_s", self.sent_datagrams_per_s(), 1)
+            .object("send_latency_us", LatencyUs::to_json_object(self.latency_us()))
             .strs("problems", &self.problems)
     }
 }
@@ -217,6 +233,10 @@ impl fmt::Display for StatsdReport {
             }
             _ => writeln!(f, "sent rate       n/a")?,
         }
+        match self.latency_us() {
+            Some(latency) => writeln!(f, "send latency    per datagram {latency}")?,
+            None => writeln!(f, "send latency    per datagram: none sent")?,
+        }
         for problem in &self.problems {
             writeln!(f, "problem         {problem}")?;
         }
@@ -227,4 +247,72 @@ impl fmt::Display for StatsdReport {
 /// `0.1` as `10%`, to four decimals (so that 0.1 x 100 does not print as 10.000000000000002).
 fn percent(fraction: f64) -> String {
     format!("{}%", (fraction * 1e6).round() / 1e4)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::statsd::{Mix, DATAGRAM_BYTES_DEFAULT, DEFAULT_PATTERN};
+
+    fn info() -> StatsdInfo {
+        StatsdInfo {
+            target: "127.0.0.1:8125".parse().unwrap(),
+            n_senders: 2,
+            spec: StatsdSpec {
+                n_keys: 10,
+                mix: Mix::default(),
+                sampled_fraction: 0.1,
+                sample_rate: 0.5,
+                gauge_delta_fraction: 0.25,
+                n_set_members: 10,
+                seed: 1,
+                lines_per_datagram: 1,
+                datagram_bytes_max: DATAGRAM_BYTES_DEFAULT,
+            },
+            name_pattern: DEFAULT_PATTERN.to_owned(),
+            prefix: "lg".to_owned(),
+            n_lines: Some(4),
+            rate_per_s: None,
+            duration: None,
+        }
+    }
+
+    /// A sender that sent one one-line datagram per entry of `send_ns`, each `send` taking that
+    /// many nanoseconds.
+    fn sender(send_ns: &[u64]) -> SenderReport {
+        let mut report = SenderReport { stop: Some(UdpStop::AllSent), ..SenderReport::default() };
+        for &ns in send_ns {
+            report.latency_ns.record(ns).unwrap();
+            report.datagrams_sent += 1;
+            report.lines_sent += 1;
+        }
+        report.send_elapsed = Duration::from_millis(1);
+        report
+    }
+
+    #[test]
+    fn send_latency_is_merged_over_senders() {
+        // Values below 2048 ns are exact in a 3-significant-digit histogram.
+        let report = StatsdReport::new(info(), vec![sender(&[1_000, 1_000, 1_000]), sender(&[2_000])]);
+        assert_eq!(report.latency_ns.len(), report.datagrams_sent);
+        assert_eq!(report.latency_ns.len(), 4);
+        let latency = report.latency_us().unwrap();
+        assert_eq!((latency.p50, latency.p99, latency.p99_9, latency.max), (1.0, 2.0, 2.0, 2.0));
+        let json = report.to_json();
+        let want = r#""send_latency_us":{"p50":1.000,"p99":2.000,"p99_9":2.000,"max":2.000},"problems":[]"#;
+        assert!(json.contains(want), "{json}");
+        let text = report.to_string();
+        let want = "send latency    per datagram p50 1.0 us, p99 2.0 us, p99.9 2.0 us, max 2.0 us\n";
+        assert!(text.contains(want), "{text}");
+    }
+
+    #[test]
+    fn no_datagram_sent_has_null_latency() {
+        let report = StatsdReport::new(info(), vec![sender(&[]), sender(&[])]);
+        assert_eq!(report.latency_us(), None);
+        let json = report.to_json();
+        assert!(json.contains(r#""send_latency_us":{"p50":null,"p99":null,"p99_9":null,"max":null}"#), "{json}");
+        assert!(report.to_string().contains("send latency    per datagram: none sent\n"));
+    }
 }

@@ -14,6 +14,13 @@
 //! `ECONNREFUSED` (the kernel's report of an ICMP port unreachable for an earlier datagram: nobody
 //! listens on the target) and `ENOBUFS`. Only `EINTR` is retried.
 //!
+//! **Send latency.** Every `send` the kernel takes whole is timed (one `Instant` pair around the
+//! call, `EINTR` retries included) into the sender's HdrHistogram of nanoseconds, built as the TCP
+//! senders build theirs ([`new_latency_histogram`]): one sample per datagram sent. A blocking
+//! `send` returns once the kernel has copied the datagram, but waits while the socket's send
+//! buffer is full, so this is the time a sender spends per datagram, which bounds the rate one
+//! sender can offer. Failed sends are counted, not timed.
+//!
 //! **Pacing** (open loop): a sender's share of `--rate` is proportional to its lines; a datagram
 //! leaves when its last line is due (see [`Pacer`]), so at a low rate datagrams stay full instead
 //! of leaving one line at a time.
@@ -24,10 +31,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
+
 use crate::pacer::Pacer;
 use crate::progress::{Progress, Ticker};
 use crate::run::collect;
-use crate::sender::pace_sleep;
+use crate::sender::{new_latency_histogram, pace_sleep};
 use crate::statsd::{lines_of_sender, DatagramSource, KindCounts, StatsdWorkload, DATAGRAM_BYTES_MAX};
 use crate::statsd_report::{StatsdInfo, StatsdReport};
 
@@ -82,7 +91,7 @@ pub enum UdpStop {
 }
 
 /// One sender's results.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SenderReport {
     /// Lines in datagrams the kernel took.
     pub lines_sent: u64,
@@ -102,6 +111,27 @@ pub struct SenderReport {
     pub stop: Option<UdpStop>,
     /// From the common start to the end of its last send.
     pub send_elapsed: Duration,
+    /// Nanoseconds each `send` the kernel took whole lasted: one sample per datagram in
+    /// `datagrams_sent`.
+    pub latency_ns: Histogram<u64>,
+}
+
+impl Default for SenderReport {
+    /// Nothing sent yet, with an empty latency histogram.
+    fn default() -> SenderReport {
+        SenderReport {
+            lines_sent: 0,
+            lines_by_kind: KindCounts::default(),
+            datagrams_sent: 0,
+            bytes_sent: 0,
+            send_errors: 0,
+            lines_not_sent: 0,
+            first_error: None,
+            stop: None,
+            send_elapsed: Duration::ZERO,
+            latency_ns: new_latency_histogram(),
+        }
+    }
 }
 
 /// Opens `n` UDP sockets on an ephemeral port of the target's address family, each connected
@@ -201,10 +231,13 @@ impl Sending<'_> {
                 break UdpStop::Deadline;
             }
             n_attempted += n_lines;
+            let started = Instant::now();
             let result = send(&self.socket, &buf);
+            let send_ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             source.sent(result.is_ok());
             match result {
                 Ok(()) => {
+                    report.latency_ns.saturating_record(send_ns);
                     report.lines_sent += n_lines;
                     report.datagrams_sent += 1;
                     report.bytes_sent += buf.len() as u64;
@@ -256,5 +289,67 @@ fn send(socket: &UdpSocket, datagram: &[u8]) -> io::Result<()> {
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `left` more datagrams of one line each.
+    struct Fixed {
+        left: usize,
+    }
+
+    impl Datagrams for Fixed {
+        fn fill(&mut self, buf: &mut Vec<u8>, _kinds: &mut KindCounts) -> usize {
+            if self.left == 0 {
+                return 0;
+            }
+            self.left -= 1;
+            buf.clear();
+            buf.extend_from_slice(b"lg.a 1 1700000000\n");
+            1
+        }
+    }
+
+    #[test]
+    fn every_datagram_sent_is_timed_once() {
+        // Nobody reads the sink: datagrams its buffer cannot hold are dropped by the kernel, but
+        // every send still succeeds.
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sockets = bind_all(sink.local_addr().unwrap(), 2).unwrap();
+        let sources = vec![(Fixed { left: 300 }, None), (Fixed { left: 200 }, Some(1e6))];
+        let senders = run_datagrams(sockets, sources, None, true, "lines");
+        for ((report, source), want) in senders.iter().zip([300u64, 200]) {
+            assert_eq!((report.datagrams_sent, report.send_errors, source.left), (want, 0, 0));
+            assert_eq!(report.latency_ns.len(), want, "one sample per datagram sent");
+            assert!(report.latency_ns.max() > 0, "a send takes some time");
+        }
+    }
+
+    #[test]
+    fn failed_sends_are_counted_not_timed() {
+        // A closed port: the kernel answers the first datagram with a port unreachable, which a
+        // later send on the connected socket reports as ECONNREFUSED.
+        let target = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let sockets = bind_all(target, 1).unwrap();
+        let senders = run_datagrams(sockets, vec![(Fixed { left: 200 }, None)], None, true, "lines");
+        let (report, _) = &senders[0];
+        assert_eq!(report.datagrams_sent + report.send_errors, 200);
+        assert!(report.send_errors > 0, "{report:?}");
+        assert_eq!(report.latency_ns.len(), report.datagrams_sent);
+    }
+
+    #[test]
+    fn a_default_report_has_an_empty_histogram_of_the_common_bounds() {
+        let mut report = SenderReport::default();
+        assert!(report.latency_ns.is_empty());
+        // The bounds are new_latency_histogram's: an hour in nanoseconds is still told apart.
+        report.latency_ns.saturating_record(3_600 * 1_000_000_000);
+        let mut merged = new_latency_histogram();
+        merged.add(&report.latency_ns).unwrap();
+        assert_eq!(merged.len(), 1);
     }
 }

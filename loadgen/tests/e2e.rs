@@ -282,6 +282,7 @@ fn statsd_lines_arrive_exactly_once_within_their_datagram_bounds() {
         assert!(report.is_clean(), "{:?}", report.problems);
         assert_eq!(report.stop, Stop::AllSent);
         assert_eq!(report.datagrams_sent, datagrams.len() as u64);
+        assert_eq!(report.latency_ns.len(), report.datagrams_sent, "every datagram's send is timed once");
         assert_eq!(report.bytes_sent, datagrams.iter().map(|d| d.len() as u64).sum::<u64>());
         let mut got: Vec<String> = Vec::new();
         for d in &datagrams {
@@ -330,6 +331,7 @@ fn statsd_to_a_closed_port_counts_send_errors() {
     let report = udp::run(addr, &w, &udp_config(1, 200, None)).unwrap();
     assert_eq!(report.lines_sent + report.lines_not_sent, 200);
     assert!(report.send_errors > 0, "{report}");
+    assert_eq!(report.latency_ns.len(), report.datagrams_sent, "failed sends are not timed");
     assert!(!report.is_clean());
     assert!(report.problems[0].contains("not sent"), "{:?}", report.problems);
 }
@@ -362,10 +364,12 @@ fn binary_sends_statsd_and_reports_json() {
         r#""datagrams_sent":200"#,
         r#""send_errors":0"#,
         r#""mix":{"c":40,"ms":30,"g":20,"s":10}"#,
+        r#""send_latency_us":{"p50":"#,
         r#""problems":[]"#,
     ] {
         assert!(json.contains(field), "{field} missing from {json}");
     }
+    assert!(!json.contains(r#""p50":null"#), "200 datagrams sent, so there are quantiles: {json}");
 }
 
 /// How the tiny HTTP server answers.

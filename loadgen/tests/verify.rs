@@ -344,6 +344,8 @@ fn udp_and_tagged_names_read_back_whole() {
     let (report, sent) = plaintext_udp::run_range(fake.udp, &w, 0..300, &cfg, None).unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
     assert_eq!((report.points_sent, report.datagrams_sent), (900, 90));
+    assert_eq!(report.latency_ns.len(), 90, "every datagram's send is timed once");
+    assert!(report.to_json().contains(r#""send_latency_us":{"p50":"#));
     let v = verify::verify(&w, &sent, &verify_config(&fake, Duration::from_secs(20), 50));
     assert_eq!(counts(&v), (900, 900, 0, 0, 0), "{v}");
     assert!(fake.store.lock().unwrap().contains_key("vf.cpu05;dc=dc0;host=h0"));
@@ -382,12 +384,16 @@ fn mixed_sends_all_three_and_reads_the_carbon_part_back() {
     assert_eq!(report.plaintext.as_ref().unwrap().points_sent, 240);
     assert_eq!(report.pickle.as_ref().unwrap().points_sent, 120);
     assert_eq!(report.statsd.as_ref().unwrap().lines_sent, 120, "360 carbon points x 1 / 3");
+    assert_eq!(report.statsd.as_ref().unwrap().latency_ns.len(), 120, "one line per datagram, each timed");
+    assert!(report.to_string().contains("send latency    per datagram p50 "), "{report}");
     let v = verify::verify(&w, &sent, &verify_config(&fake, Duration::ZERO, 100));
     assert_eq!(counts(&v), (360, 360, 0, 0, 0));
     let json = report.to_json_object().finish();
     for field in [r#""protocol":"mixed""#, r#""shares":{"plaintext":2,"pickle":1,"statsd":1}"#, r#""framing":{"#] {
         assert!(json.contains(field), "{field} missing from {json}");
     }
+    let statsd_json = &json[json.find(r#""statsd":{"protocol":"statsd""#).unwrap()..];
+    assert!(statsd_json.contains(r#""send_latency_us":{"p50":"#), "{statsd_json}");
 }
 
 fn loadgen(args: &[&str]) -> (bool, String, String) {
