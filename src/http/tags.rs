@@ -111,6 +111,19 @@ fn list<'p>(p: &'p Params, key: &str) -> Vec<&'p str> {
     p.all(&format!("{key}[]"))
 }
 
+/// `path` values (or `path[]`), at least one (else `missing`, graphite-web's words differ
+/// between its views), at most `PATHS_MAX`.
+fn paths<'p>(p: &'p Params, missing: &str) -> Result<Vec<&'p str>, Failure> {
+    let paths = list(p, "path");
+    if paths.is_empty() {
+        return Err(bad(missing));
+    }
+    if paths.len() > PATHS_MAX {
+        return Err(bad(format!("at most {PATHS_MAX} paths per request")));
+    }
+    Ok(paths)
+}
+
 fn exprs(p: &Params) -> Vec<String> {
     list(p, "expr").into_iter().map(str::to_string).collect()
 }
@@ -217,13 +230,7 @@ pub(super) async fn tag_multi_series(
 ) -> Response {
     let p = request_params(q, &headers, &body);
     handle(api, method, &[Method::POST], p, |tags, p| {
-        let paths = list(p, "path");
-        if paths.is_empty() {
-            return Err(bad("no paths specified"));
-        }
-        if paths.len() > PATHS_MAX {
-            return Err(bad(format!("at most {PATHS_MAX} paths per request")));
-        }
+        let paths = paths(p, "no paths specified")?;
         Ok(json!(tags.tag_series(&paths).map_err(bad)?))
     })
     .await
@@ -238,13 +245,7 @@ pub(super) async fn del_series(
 ) -> Response {
     let p = request_params(q, &headers, &body);
     handle(api, method, &[Method::POST], p, |tags, p| {
-        let paths = list(p, "path");
-        if paths.is_empty() {
-            return Err(bad("no path specified"));
-        }
-        if paths.len() > PATHS_MAX {
-            return Err(bad(format!("at most {PATHS_MAX} paths per request")));
-        }
+        let paths = paths(p, "no path specified")?;
         tags.del_series(&paths);
         Ok(Value::Bool(true))
     })

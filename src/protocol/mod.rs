@@ -6,6 +6,7 @@
 
 pub mod lines;
 pub mod name;
+mod opcodes;
 pub mod pickle;
 pub mod plaintext;
 pub mod unpickle;
