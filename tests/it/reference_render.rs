@@ -882,11 +882,9 @@ const FUNCTION_CASES: &[Case] = &[
 
 /// graphite-web 1.1.8's functions (and its `template()`) that we do not implement: we answer
 /// 400 "unknown function". A function implemented one day fails this list (and needs its
-/// entry in [`FUNCTION_CASES`]).
+/// entry in [`FUNCTION_CASES`] or, for the tag functions, [`TAG_CASES`]).
 const UNIMPLEMENTED: &[&str] = &[
     "template(servers.$host.cpu, host='web1')",
-    "seriesByTag('name=servers.web1.cpu')",
-    "groupByTags(servers.*.cpu, 'sum', 'name')",
     "events('x')",
     "add(servers.web1.cpu, 1)",
     "aggregateLine(servers.web1.cpu)",
