@@ -272,10 +272,10 @@ fn jsonp(callback: &str, body: &str) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/javascript")], format!("{callback}({body})")).into_response()
 }
 
-/// Runs `work` on the blocking pool (reads files, waits on writers): the connection tasks
-/// stay free.
+/// Runs `work` (reads files, waits on writers) where it may block: on this worker thread, which
+/// hands its other connection tasks to a fresh worker first (`block_in_place`), so that they stay
+/// free and the request pays no hop to another thread and back.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
-    tokio::task::spawn_blocking(work)
-        .await
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tokio::task::block_in_place(work)))
         .map_err(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "the request failed unexpectedly"))
 }

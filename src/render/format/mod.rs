@@ -25,6 +25,77 @@ pub struct JsonOptions {
 
 /// `[{"target", "tags", "datapoints": [[value, ts], ...]}, ...]`.
 pub fn json(series: &[Series], opts: &JsonOptions) -> String {
+    if opts.pretty {
+        return json_pretty(series, opts);
+    }
+    // Written straight out (a render's hot path: a tree of `serde_json::Value`s cost an
+    // allocation per point), with serde_json's own formatting of strings and numbers, so that
+    // the bytes are those `json_pretty`'s tree gives without the indentation.
+    let mut out = Vec::with_capacity(64 + series.iter().map(|s| s.values.len() * 24).sum::<usize>());
+    out.push(b'[');
+    let mut first = true;
+    for s in series {
+        let mut points = datapoints(s);
+        if opts.no_null_points {
+            points.retain(|(v, _)| v.is_some_and(|v| !v.is_nan()));
+            if points.is_empty() {
+                continue;
+            }
+        }
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(b"{\"target\":");
+        write_json_str(&mut out, &s.name);
+        out.extend_from_slice(b",\"tags\":{");
+        for (i, (k, v)) in s.tags.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(&mut out, k);
+            out.push(b':');
+            write_json_str(&mut out, v);
+        }
+        out.extend_from_slice(b"},\"datapoints\":[");
+        for (i, (v, ts)) in points.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'[');
+            match v.filter(|v| v.is_finite()) {
+                Some(v) => write_json_f64(&mut out, v),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.push(b',');
+            let _ = std::io::Write::write_fmt(&mut out, format_args!("{ts}"));
+            out.push(b']');
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.push(b']');
+    // Only JSON text was written: valid UTF-8.
+    String::from_utf8(out).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// A string as serde_json escapes it.
+fn write_json_str(out: &mut Vec<u8>, value: &str) {
+    // Writing into a Vec cannot fail, and a str always serializes.
+    let _ = serde_json::to_writer(out, value);
+}
+
+/// A finite float as serde_json writes it (shortest round-trip).
+fn write_json_f64(out: &mut Vec<u8>, value: f64) {
+    let _ = serde_json::to_writer(out, &value);
+}
+
+/// The indented body (`pretty`), through serde_json's tree.
+fn json_pretty(series: &[Series], opts: &JsonOptions) -> String {
+    serde_json::to_string_pretty(&json_tree(series, opts)).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// The body as serde_json's tree.
+fn json_tree(series: &[Series], opts: &JsonOptions) -> serde_json::Value {
     let mut out = Vec::with_capacity(series.len());
     for s in series {
         let mut points = datapoints(s);
@@ -49,9 +120,7 @@ pub fn json(series: &[Series], opts: &JsonOptions) -> String {
         obj.insert("datapoints".into(), serde_json::Value::Array(datapoints));
         out.push(serde_json::Value::Object(obj));
     }
-    let value = serde_json::Value::Array(out);
-    let text = if opts.pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) };
-    text.unwrap_or_else(|_| "[]".to_string())
+    serde_json::Value::Array(out)
 }
 
 /// `name,YYYY-MM-DD HH:MM:SS,value` rows (CRLF, as Python's csv module), timestamps in `tz`,
@@ -140,6 +209,29 @@ mod tests {
 
     fn sample() -> Vec<Series> {
         vec![Series::new("a.b", 60, 60, vec![Some(1.5), None, Some(f64::INFINITY)])]
+    }
+
+    #[test]
+    fn the_written_json_is_serde_jsons_byte_for_byte() {
+        let mut odd =
+            Series::new("\u{e9}t\u{e9} \"q\"\\\n;x=y", -120, 60, vec![Some(-0.0), Some(f64::NAN), Some(1e300)]);
+        odd.tags.insert("k\t".into(), "v\u{1}".into());
+        let series = vec![
+            odd,
+            Series::new("empty", 0, 10, vec![None, None]),
+            Series::new(
+                "floats",
+                10,
+                10,
+                vec![Some(0.1 + 0.2), Some(1e-7), Some(-123456789.25), Some(f64::NEG_INFINITY)],
+            ),
+        ];
+        for no_null_points in [false, true] {
+            let opts = JsonOptions { no_null_points, pretty: false };
+            let tree = serde_json::to_string(&json_tree(&series, &opts)).unwrap();
+            assert_eq!(json(&series, &opts), tree, "noNullPoints {no_null_points}");
+        }
+        assert_eq!(json(&[], &JsonOptions::default()), "[]");
     }
 
     #[test]
