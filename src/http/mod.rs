@@ -4,9 +4,9 @@
 //! ingest cores'), with gzip when asked, request size and time limits, a bound on requests in
 //! flight and optional basic auth.
 //!
-//! Handlers parse parameters (`params.rs`), then run the work on the blocking pool: rendering
+//! Handlers parse parameters (`params.rs`), then run the work in `block_in_place`: rendering
 //! reads files and asks the writers for cached points by message, so it may take milliseconds
-//! and must not stall the connection tasks. Errors in the request are 400 with a message, ours
+//! and must not stall the other connection tasks, which the worker hands on first. Errors in the request are 400 with a message, ours
 //! 500; a panic would be a bug (none is expected: every input path returns errors).
 //!
 //! **Architecture Invariant:** the HTTP side reads only: it writes no file and never blocks a
@@ -150,7 +150,7 @@ impl HttpServer {
                     eprintln!("carbyne: HTTP server stopped: {e}");
                 }
             });
-            // In-flight renders on the blocking pool are not waited for past a second.
+            // In-flight renders (on workers turned blocking) are not waited for past a second.
             runtime.shutdown_timeout(Duration::from_secs(1));
         })?;
         Ok(HttpServer { address, stop: Some(stop), thread: Some(thread) })

@@ -139,7 +139,8 @@ fn limit(p: &Params) -> Result<Option<usize>, Failure> {
     }
 }
 
-/// Runs `work` on the blocking pool with the request's parameters, if the method is allowed.
+/// Runs `work` where it may block (see `blocking`) with the request's parameters, if the method
+/// is allowed.
 async fn handle(
     api: Arc<Api>,
     method: Method,
