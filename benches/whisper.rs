@@ -1,6 +1,8 @@
 //! Whisper engine micro-benchmarks: update_many on 1-, 3- and 5-archive files (1, 10 and 100 points
-//! per call), through a cached handle (what the writer pool does) and opening the file per call
-//! (what whisper.py's `update_many(path, ...)` does), and a fetch of one day at 10 s.
+//! per call), through a cached handle with `pread`/`pwrite` (`handle`), through a cached handle
+//! that maps the file (`mapped`: what the writer pool does with WRITER_MMAP on ext4 or tmpfs),
+//! and opening the file per call (`open`: what whisper.py's `update_many(path, ...)` does), and a
+//! fetch of one day at 10 s.
 //!
 //! Files live in a temporary directory, so they are in the page cache: this measures the
 //! engine, not the disk. `benches/whisper_vs_python.sh` runs this and the same operations in
@@ -9,6 +11,16 @@
 use std::path::{Path, PathBuf};
 
 use carbyne::whisper::{create, parse_retentions, CreateOptions, Point, Whisper, WriteOptions};
+
+const MAPPED: WriteOptions = WriteOptions { lock_writes: false, autoflush: false, fadvise_random: false, mmap: true };
+
+/// Opens a file mapped, and stops the bench if this file system refuses mappings (a `mapped`
+/// row that measured `pwrite` would be a lie).
+fn open_mapped(path: &Path) -> Whisper {
+    let file = Whisper::open(path, MAPPED).expect("open");
+    assert!(file.is_mapped(), "{} is not mapped: run the bench on ext4 or tmpfs", path.display());
+    file
+}
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// The schemas of the comparison; the same strings are in benches/reference/whisper_bench.py.
@@ -43,16 +55,19 @@ fn update_many(c: &mut Criterion) {
     for (name, schema) in SCHEMAS {
         for n in [1i64, 10, 100] {
             group.throughput(Throughput::Elements(n as u64));
-            let path = make_file(dir.path(), &format!("{name}-{n}-h"), schema);
-            let mut file = Whisper::open(&path, WriteOptions::default()).expect("open");
-            let (mut now, mut points) = (T0, Vec::with_capacity(n as usize));
-            group.bench_function(BenchmarkId::new(format!("{name}/handle"), n), |b| {
-                b.iter(|| {
-                    now = advance(now, STEP * n);
-                    next_points(&mut points, now, n);
-                    file.update_many(&points, now).expect("update")
-                })
-            });
+            let mut points = Vec::with_capacity(n as usize);
+            for (variant, opts) in [("handle", WriteOptions::default()), ("mapped", MAPPED)] {
+                let path = make_file(dir.path(), &format!("{name}-{n}-{variant}"), schema);
+                let mut file = if opts.mmap { open_mapped(&path) } else { Whisper::open(&path, opts).expect("open") };
+                let mut now = T0;
+                group.bench_function(BenchmarkId::new(format!("{name}/{variant}"), n), |b| {
+                    b.iter(|| {
+                        now = advance(now, STEP * n);
+                        next_points(&mut points, now, n);
+                        file.update_many(&points, now).expect("update")
+                    })
+                });
+            }
             let path = make_file(dir.path(), &format!("{name}-{n}-p"), schema);
             let mut now = T0;
             group.bench_function(BenchmarkId::new(format!("{name}/open"), n), |b| {
@@ -80,6 +95,10 @@ fn fetch_day(c: &mut Criterion) {
     group.throughput(Throughput::Elements(8640));
     group.bench_function(BenchmarkId::new("1-archive/handle", "1d"), |b| {
         b.iter(|| file.fetch(now - 86400, Some(now), now, None).expect("fetch").expect("in range"))
+    });
+    let mut mapped = open_mapped(&path);
+    group.bench_function(BenchmarkId::new("1-archive/mapped", "1d"), |b| {
+        b.iter(|| mapped.fetch(now - 86400, Some(now), now, None).expect("fetch").expect("in range"))
     });
     group.bench_function(BenchmarkId::new("1-archive/open", "1d"), |b| {
         b.iter(|| {

@@ -236,7 +236,9 @@ impl Handler {
         let method: AggregationMethod =
             value.parse().map_err(|e: crate::whisper::WhisperError| Failure::new(e.to_string()))?;
         let path = self.path_of(metric)?;
-        let mut file = Whisper::open(&path, self.write_opts).map_err(|e| Failure::new(e.to_string()))?;
+        // Only the header is written: a mapping would cost more than it saves.
+        let opts = WriteOptions { mmap: false, ..self.write_opts };
+        let mut file = Whisper::open(&path, opts).map_err(|e| Failure::new(e.to_string()))?;
         let (old, _) = file.set_aggregation(Some(method), None).map_err(|e| Failure::new(e.to_string()))?;
         Ok(dict([("old_value", Reply::Str(old.name().to_string())), ("new_value", Reply::Str(value.to_string()))]))
     }

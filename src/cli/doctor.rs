@@ -164,6 +164,8 @@ pub struct Needs {
     pub udp_buffer_bytes: Option<u64>,
     /// WRITER_OPEN_FILES.
     pub writer_open_files: u64,
+    /// WRITER_MMAP.
+    pub writer_mmap: bool,
     /// MAX_RECEIVER_CONNECTIONS (None: inf).
     pub max_connections: Option<u64>,
     /// HTTP_MAX_REQUESTS when the HTTP API is on, else 0.
@@ -204,6 +206,7 @@ impl Needs {
             io_backend: c.tuning.io_backend,
             udp_buffer_bytes: (udp || statsd).then_some(c.tuning.udp_receive_buffer as u64),
             writer_open_files: c.tuning.writer_open_files as u64,
+            writer_mmap: c.tuning.writer_mmap,
             max_connections: c.max_receiver_connections,
             http_requests: if c.http_port != 0 { c.http_max_requests as u64 } else { 0 },
             sockets_per_ingest,
@@ -223,6 +226,7 @@ pub fn examine(host: &dyn Host, needs: &Needs) -> Vec<Finding> {
         check_somaxconn(host, needs),
         check_syn_backlog(host),
         check_open_files(host, needs),
+        check_map_count(host, needs),
         check_dirty(host),
         check_disk(host, needs),
         check_cores(needs),
@@ -627,6 +631,40 @@ const DIRTY_MAX_PCT: u64 = 60;
 /// Pages a metric keeps dirty: one per archive for the usual three archives.
 const HOT_BYTES_PER_METRIC: u64 = 3 * PAGE_BYTES;
 
+/// Writers map at most a quarter of vm.max_map_count files (`whisper::mapping_budget`); files past
+/// that are written with `pwrite`, which works but costs a system call per point.
+fn check_map_count(host: &dyn Host, needs: &Needs) -> Finding {
+    const CHECK: &str = "vm.max_map_count";
+    if !needs.writer_mmap {
+        return finding(CHECK, Verdict::Ok, "WRITER_MMAP is off: writers use pread/pwrite, no mappings");
+    }
+    let files = (needs.n_writers as u64).saturating_mul(needs.writer_open_files);
+    let Some(max) = sysctl(host, CHECK) else {
+        return finding(CHECK, Verdict::Warn, "cannot read /proc/sys/vm/max_map_count: check it on the host");
+    };
+    let budget = max / 4;
+    if budget >= files {
+        return finding(
+            CHECK,
+            Verdict::Ok,
+            format!(
+                "{max}: all {files} open whisper files ({} x WRITER_OPEN_FILES {}) can be mapped",
+                counted(needs.n_writers as u64, "writer"),
+                needs.writer_open_files
+            ),
+        );
+    }
+    finding(
+        CHECK,
+        Verdict::Warn,
+        format!(
+            "{max}: writers map at most a quarter of it, {budget} of their {files} open whisper files; the others \
+             are written with pwrite (a system call per write, about 0.7 µs); set vm.max_map_count = {}",
+            files.saturating_mul(4)
+        ),
+    )
+}
+
 fn check_dirty(host: &dyn Host) -> Finding {
     const CHECK: &str = "vm.dirty_*";
     let (Some(mem), Some(expire_cs)) = (mem_total(host), sysctl(host, "vm.dirty_expire_centisecs")) else {
@@ -834,6 +872,7 @@ mod tests {
                 ("vm.dirty_background_bytes", 0),
                 ("vm.dirty_expire_centisecs", 30000),
                 ("kernel.io_uring_disabled", 0),
+                ("vm.max_map_count", 65530),
             ] {
                 host.set_sysctl(name, value);
             }
@@ -902,7 +941,7 @@ mod tests {
     #[test]
     fn a_tuned_host_passes_every_check() {
         let findings = examine(&FakeHost::tuned(), &needs());
-        assert_eq!(findings.len(), 9);
+        assert_eq!(findings.len(), 10);
         for f in &findings {
             assert_eq!(f.verdict, Verdict::Ok, "{f}");
             assert!(!f.to_string().contains('\n'), "one line per check: {f}");
@@ -918,6 +957,7 @@ mod tests {
                 "net.core.somaxconn",
                 "net.ipv4.tcp_max_syn_backlog",
                 "RLIMIT_NOFILE",
+                "vm.max_map_count",
                 "vm.dirty_*",
                 "LOCAL_DATA_DIR",
                 "cores"
@@ -1046,6 +1086,23 @@ mod tests {
         let mut bounded = needs();
         bounded.max_connections = Some(1000);
         verdict_of(&check_open_files(&host, &bounded), Verdict::Ok, &["4096 >= 3196", "MAX_RECEIVER_CONNECTIONS 1000"]);
+    }
+
+    #[test]
+    fn mapped_files_beyond_a_quarter_of_max_map_count_are_a_warning() {
+        let mut host = FakeHost::tuned();
+        let mut many = needs();
+        many.writer_open_files = 65536;
+        verdict_of(
+            &check_map_count(&host, &many),
+            Verdict::Warn,
+            &["16382 of their 131072", "vm.max_map_count = 524288"],
+        );
+        host.set_sysctl("vm.max_map_count", 1_048_576);
+        verdict_of(&check_map_count(&host, &many), Verdict::Ok, &["all 131072"]);
+        many.writer_mmap = false;
+        host.set_sysctl("vm.max_map_count", 100);
+        verdict_of(&check_map_count(&host, &many), Verdict::Ok, &["WRITER_MMAP is off"]);
     }
 
     #[test]

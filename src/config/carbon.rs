@@ -155,6 +155,10 @@ pub struct CacheSettings {
     pub http_htpasswd_file: Option<std::path::PathBuf>,
     /// HTTP_THREADS (default 2): threads serving HTTP and rendering (never the ingest cores').
     pub http_threads: usize,
+    /// HTTP_NICE (default 10, 0 to 19): the nice value of the HTTP threads, so that when the
+    /// CPUs are busy, receiving and writing points go first and renders wait: render never slows
+    /// ingest. 0 gives renders the same priority as ingest.
+    pub http_nice: u8,
     /// HTTP_MAX_REQUESTS (default 64): requests handled at once; more wait.
     pub http_max_requests: usize,
     /// HTTP_TIMEOUT in seconds (default 30): longest a request may take.
@@ -248,6 +252,7 @@ impl CacheSettings {
             http_port: 8080,
             http_htpasswd_file: None,
             http_threads: 2,
+            http_nice: 10,
             http_max_requests: 64,
             http_timeout: Duration::from_secs(30),
             whisper_autoflush: false,
@@ -276,6 +281,7 @@ impl CacheSettings {
             lock_writes: self.whisper_lock_writes,
             autoflush: self.whisper_autoflush,
             fadvise_random: self.whisper_fadvise_random,
+            mmap: self.tuning.writer_mmap,
         }
     }
 
@@ -470,6 +476,9 @@ fn apply_listener_key(s: &mut CacheSettings, key: &str, value: &str) -> Result<b
         // Unset, as carbon prints an unset key: empty or None.
         "HTTP_HTPASSWD_FILE" => s.http_htpasswd_file = (!value.is_empty() && value != "None").then(|| value.into()),
         "HTTP_THREADS" => s.http_threads = positive(value)?,
+        "HTTP_NICE" => {
+            s.http_nice = value.trim().parse::<u8>().ok().filter(|n| *n <= 19).ok_or("a nice value from 0 to 19")?
+        }
         "HTTP_MAX_REQUESTS" => s.http_max_requests = positive(value)?,
         "HTTP_TIMEOUT" => s.http_timeout = Duration::from_secs(parse_seconds(value)?.max(1)),
         "MAX_RECEIVER_CONNECTIONS" => s.max_receiver_connections = parse_limit(value)?,
@@ -494,6 +503,7 @@ fn apply_tuning_key(t: &mut Tuning, key: &str, value: &str) -> Result<bool, &'st
         "CACHE_SHARDS" => t.cache_shards = count(value)?,
         "CACHE_QUEUE_DEPTH" => t.cache_queue_depth = count(value)?.max(1),
         "WRITER_OPEN_FILES" => t.writer_open_files = count(value)?.max(1),
+        "WRITER_MMAP" => t.writer_mmap = boolean(value)?,
         "UDP_RECEIVE_BUFFER" => t.udp_receive_buffer = count(value)?,
         "MAX_LINE_LENGTH" => t.max_line_length = count(value)?.max(64),
         "IO_BACKEND" => {
@@ -552,6 +562,13 @@ pub struct Tuning {
     /// WRITER_OPEN_FILES: whisper files each writer keeps open (default 1024). More saves
     /// reopening (about 4 µs each) and costs descriptors.
     pub writer_open_files: usize,
+    /// WRITER_MMAP: writers map the whisper files they keep open into memory (default true),
+    /// which turns each point's `pread`/`pwrite` into a memory copy. Only files on ext2/3/4 or
+    /// tmpfs without holes are mapped (elsewhere a full disk would fault instead of failing a
+    /// write), and at most a quarter of `vm.max_map_count` files. Turn it off if other tools
+    /// truncate whisper files in place. Costs address space, and pages written through the
+    /// mapping count in the process's resident set (they are page cache either way).
+    pub writer_mmap: bool,
     /// UDP_RECEIVE_BUFFER: bytes of socket receive buffer asked for per UDP socket (default
     /// 32 MiB; the kernel grants at most net.core.rmem_max). Bigger buffers ride out bursts.
     pub udp_receive_buffer: usize,
@@ -571,6 +588,7 @@ impl Default for Tuning {
             cache_shards: 0,
             cache_queue_depth: 16,
             writer_open_files: 1024,
+            writer_mmap: true,
             udp_receive_buffer: 32 << 20,
             max_line_length: 16 * 1024,
             io_backend: IoBackend::Auto,
@@ -628,6 +646,10 @@ fn apply_flag_key(s: &mut CacheSettings, key: &str, value: &str) -> Result<bool,
         "LOG_LISTENER_CONN_LOST" => &mut s.log_listener_conn_lost,
         _ => return Ok(false),
     };
-    *field = parse_bool(value).ok_or("a boolean: 1, yes, true, on, 0, no, false or off")?;
+    *field = boolean(value)?;
     Ok(true)
+}
+
+fn boolean(value: &str) -> Result<bool, &'static str> {
+    parse_bool(value).ok_or("a boolean: 1, yes, true, on, 0, no, false or off")
 }

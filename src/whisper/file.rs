@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::aggregate::AggregationMethod;
 use super::error::{Result, WhisperError};
 use super::format::{decode_point, encode_point, ArchiveInfo, Header, METADATA_SIZE, POINT_SIZE};
-use super::io::{self, Allocation, WriteLock, WriteOptions};
+use super::io::{self, Allocation, Mapping, WriteLock, WriteOptions};
 use super::retention::{parse_retention_def, validate_archive_list, ArchiveSpec};
 
 /// A point to write: (timestamp in epoch seconds, value).
@@ -116,6 +116,9 @@ pub struct Whisper {
     bases: Vec<Cell<u32>>,
     /// (device, inode) of the open file, to notice when the path is replaced (resize, restore).
     identity: (u64, u64),
+    /// The whole file mapped, when `write_opts.mmap` asked for it and it is safe (see `io.rs`):
+    /// reads and writes of points then copy memory instead of calling `pread`/`pwrite`.
+    map: Option<Mapping>,
     scratch: Scratch,
 }
 
@@ -189,7 +192,12 @@ impl Whisper {
     pub fn open(path: &Path, write_opts: WriteOptions) -> Result<Whisper> {
         let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| WhisperError::io(path, e))?;
         io::advise_random(&file, &write_opts).map_err(|e| WhisperError::io(path, e))?;
-        Self::from_file(path, file, write_opts)
+        let mut w = Self::from_file(path, file, write_opts)?;
+        if write_opts.mmap {
+            let len = w.file.metadata().map_err(|e| WhisperError::io(path, e))?.len();
+            w.map = Mapping::map_if_safe(&w.file, len);
+        }
+        Ok(w)
     }
 
     /// Opens an existing file for reading only (fetch, info); writes will fail with an I/O error.
@@ -203,7 +211,38 @@ impl Whisper {
         let bases = vec![Cell::new(0); header.archives.len()];
         let meta = file.metadata().map_err(|e| WhisperError::io(path, e))?;
         let identity = (meta.dev(), meta.ino());
-        Ok(Whisper { path: path.to_path_buf(), file, header, write_opts, bases, identity, scratch: Scratch::default() })
+        Ok(Whisper {
+            path: path.to_path_buf(),
+            file,
+            header,
+            write_opts,
+            bases,
+            identity,
+            map: None,
+            scratch: Scratch::default(),
+        })
+    }
+
+    /// Whether reads and writes of points go through a mapping of the file (see `io.rs` for
+    /// when a file is mapped).
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some()
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        match &self.map {
+            Some(map) => map.read(buf, offset),
+            None => io::read_exact_at(&self.file, buf, offset),
+        }
+        .map_err(|e| self.io_err(e))
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        match &self.map {
+            Some(map) => map.write(buf, offset),
+            None => io::write_all_at(&self.file, buf, offset),
+        }
+        .map_err(|e| self.io_err(e))
     }
 
     /// The header as read when the file was opened (and as changed by the setters since).
@@ -214,8 +253,16 @@ impl Whisper {
     /// Reads the metadata (aggregation method, xFilesFactor) again from the file, for a handle
     /// kept open while another process or thread may have rewritten them in place
     /// (`whisper-set-aggregation-method`, carbonlink's set-metadata). A header whose archives
-    /// changed under the same inode is corruption: an error, the handle left as it was.
+    /// changed under the same inode is corruption: an error, the handle left as it was. A file
+    /// that shrank under a mapping (truncated in place by another tool) loses the mapping first,
+    /// so that later accesses are errors rather than faults.
     pub fn refresh_metadata(&mut self) -> Result<()> {
+        if let Some(map) = &self.map {
+            let len = self.file.metadata().map_err(|e| self.io_err(e))?.len();
+            if len < map.len() as u64 {
+                self.map = None;
+            }
+        }
         let header = read_header(&self.file, &self.path)?;
         if header.archives != self.header.archives {
             return Err(WhisperError::Corrupt {
@@ -247,7 +294,7 @@ impl Whisper {
         if self.bases[idx].get() == 0 {
             let mut slot = [0u8; POINT_SIZE];
             let offset = u64::from(self.header.archives[idx].offset);
-            io::read_exact_at(&self.file, &mut slot, offset).map_err(|e| self.io_err(e))?;
+            self.read_at(&mut slot, offset)?;
             self.bases[idx].set(decode_point(&slot).0);
         }
         Ok(i64::from(self.bases[idx].get()))
@@ -348,9 +395,9 @@ impl Whisper {
         }
         let offset = a.slot_offset(base, run[0].0);
         let first_len = (a.end() - offset).min(buf.len() as u64) as usize;
-        io::write_all_at(&self.file, &buf[..first_len], offset).map_err(|e| self.io_err(e))?;
+        self.write_at(&buf[..first_len], offset)?;
         if first_len < buf.len() {
-            io::write_all_at(&self.file, &buf[first_len..], u64::from(a.offset)).map_err(|e| self.io_err(e))?;
+            self.write_at(&buf[first_len..], u64::from(a.offset))?;
         }
         Ok(())
     }
@@ -432,9 +479,9 @@ impl Whisper {
         buf.clear();
         buf.resize(n * POINT_SIZE, 0);
         let first_len = (a.end() - first).min(buf.len() as u64) as usize;
-        io::read_exact_at(&self.file, &mut buf[..first_len], first).map_err(|e| self.io_err(e))?;
+        self.read_at(&mut buf[..first_len], first)?;
         if first_len < buf.len() {
-            io::read_exact_at(&self.file, &mut buf[first_len..], u64::from(a.offset)).map_err(|e| self.io_err(e))?;
+            self.read_at(&mut buf[first_len..], u64::from(a.offset))?;
         }
         Ok(())
     }

@@ -310,7 +310,7 @@ fn lock_autoflush_and_fadvise_options_write_the_same_data_and_release_the_lock()
     use rustix::fs::{flock, FlockOperation};
     let dir = tmp();
     let path = dir.path().join("locked.wsp");
-    let all = WriteOptions { lock_writes: true, autoflush: true, fadvise_random: true };
+    let all = WriteOptions { lock_writes: true, autoflush: true, fadvise_random: true, mmap: true };
     create(&path, &[spec(60, 10), spec(300, 10)], &CreateOptions { write: all, ..CreateOptions::default() }).unwrap();
     let mut w = Whisper::open(&path, all).unwrap();
     w.update_many(&[(NOW - 60, 1.0), (NOW, 2.0)], NOW).unwrap();
@@ -332,4 +332,77 @@ fn lock_autoflush_and_fadvise_options_write_the_same_data_and_release_the_lock()
     flock(&other, FlockOperation::Unlock).unwrap();
     rx.recv().unwrap();
     writer.join().unwrap();
+}
+
+/// Runs the same operations through a mapped and an unmapped handle on two copies of a file.
+fn mapped_and_unmapped(dir: &Path, archives: &[ArchiveSpec]) -> (Whisper, Whisper) {
+    let opts = CreateOptions { aggregation: AggregationMethod::Max, ..CreateOptions::default() };
+    let (a, b) = (dir.join("mapped.wsp"), dir.join("plain.wsp"));
+    create(&a, archives, &opts).unwrap();
+    create(&b, archives, &opts).unwrap();
+    let mapped = Whisper::open(&a, WriteOptions { mmap: true, ..WriteOptions::default() }).unwrap();
+    let plain = Whisper::open(&b, WriteOptions::default()).unwrap();
+    assert!(!plain.is_mapped(), "mapping is only ever asked for");
+    let here = io::overwrites_in_place(&std::fs::File::open(&a).unwrap());
+    assert_eq!(mapped.is_mapped(), here, "a zero-filled file is mapped exactly where overwrites are in place");
+    (mapped, plain)
+}
+
+#[test]
+fn a_mapped_handle_writes_the_same_bytes_as_pwrite() {
+    let dir = tmp();
+    let (mut mapped, mut plain) = mapped_and_unmapped(dir.path(), &[spec(10, 30), spec(60, 20), spec(300, 10)]);
+    let mut now = NOW;
+    for round in 0..40i64 {
+        now += 37;
+        let points: Vec<Point> = (0..(round % 7 + 1)).map(|i| (now - i * 13, (round * 10 + i) as f64 / 3.0)).collect();
+        mapped.update_many(&points, now).unwrap();
+        plain.update_many(&points, now).unwrap();
+        mapped.update(round as f64, Some(now - 5), now).unwrap();
+        plain.update(round as f64, Some(now - 5), now).unwrap();
+        let (m, p) = (fetch_all(&mut mapped, now - 3000, now), fetch_all(&mut plain, now - 3000, now));
+        assert_eq!(format!("{:?}", m.values), format!("{:?}", p.values));
+    }
+    mapped.set_aggregation(Some(AggregationMethod::Min), Some(0.25)).unwrap();
+    plain.set_aggregation(Some(AggregationMethod::Min), Some(0.25)).unwrap();
+    let (a, b) = (mapped.path().to_path_buf(), plain.path().to_path_buf());
+    drop((mapped, plain));
+    assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), "byte-identical files");
+}
+
+#[test]
+fn a_mapped_handle_sees_writes_made_through_other_descriptors() {
+    let dir = tmp();
+    let (mut mapped, _) = mapped_and_unmapped(dir.path(), &[spec(60, 10)]);
+    let mut other = Whisper::open(mapped.path(), WriteOptions::default()).unwrap();
+    other.update_many(&[(NOW - 60, 1.5)], NOW).unwrap();
+    assert_eq!(fetch_all(&mut mapped, NOW - 120, NOW).values, [Some(1.5), None]);
+    mapped.update_many(&[(NOW, 2.5)], NOW).unwrap();
+    assert_eq!(fetch_all(&mut other, NOW - 120, NOW).values, [Some(1.5), Some(2.5)]);
+}
+
+#[test]
+fn files_with_holes_are_never_mapped() {
+    let dir = tmp();
+    let path = dir.path().join("sparse.wsp");
+    let sparse = CreateOptions { allocation: Allocation::Sparse, ..CreateOptions::default() };
+    create(&path, &[spec(60, 100_000)], &sparse).unwrap();
+    let mut w = Whisper::open(&path, WriteOptions { mmap: true, ..WriteOptions::default() }).unwrap();
+    assert!(!w.is_mapped());
+    w.update_many(&[(NOW, 4.0)], NOW).unwrap();
+    assert_eq!(fetch_all(&mut w, NOW - 60, NOW).values, [Some(4.0)]);
+}
+
+#[test]
+fn a_file_truncated_under_its_mapping_gives_errors_not_faults() {
+    let dir = tmp();
+    let (mut mapped, _) = mapped_and_unmapped(dir.path(), &[spec(60, 1000)]);
+    if !mapped.is_mapped() {
+        return; // nothing to show on a file system where files are never mapped
+    }
+    mapped.update_many(&[(NOW, 1.0)], NOW).unwrap();
+    std::fs::OpenOptions::new().write(true).open(mapped.path()).unwrap().set_len(100).unwrap();
+    assert!(mapped.refresh_metadata().is_err(), "the header now claims bytes past the end");
+    assert!(!mapped.is_mapped(), "the mapping is dropped once the file shrank");
+    assert!(mapped.fetch(NOW - 600, Some(NOW), NOW, None).is_err(), "a read past the end is an error");
 }

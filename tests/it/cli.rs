@@ -260,13 +260,14 @@ fn docker_image_configuration_loads() {
 }
 
 /// The checks `carbyne doctor` runs, in the order it prints them.
-const DOCTOR_CHECKS: [&str; 9] = [
+const DOCTOR_CHECKS: [&str; 10] = [
     "io_uring",
     "RLIMIT_MEMLOCK",
     "net.core.rmem_max",
     "net.core.somaxconn",
     "net.ipv4.tcp_max_syn_backlog",
     "RLIMIT_NOFILE",
+    "vm.max_map_count",
     "vm.dirty_*",
     "LOCAL_DATA_DIR",
     "cores",
@@ -327,6 +328,10 @@ fn doctor_checks_this_machine_one_line_per_check() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("4 ingest threads (INGEST_THREADS = 4)"), "{stdout}");
     assert!(stdout.contains("2 writers x WRITER_OPEN_FILES 65536"), "{stdout}");
+    let map_count = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap();
+    if map_count.trim().parse::<u64>().unwrap() < 4 * 131_072 {
+        assert!(stdout.contains("of their 131072 open whisper files"), "{stdout}");
+    }
 }
 
 #[test]

@@ -131,6 +131,41 @@ fn grafana_save_and_test_panels_and_the_metric_tree() {
     app.stop();
 }
 
+/// (thread name, nice value) of every thread of process `pid`.
+fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let (Ok(comm), Ok(stat)) =
+            (std::fs::read_to_string(task.path().join("comm")), std::fs::read_to_string(task.path().join("stat")))
+        else {
+            continue; // the thread ended meanwhile
+        };
+        // Fields after the parenthesised name: state is field 3, nice field 19.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice = after.split(' ').nth(16).unwrap().parse().unwrap();
+        out.push((comm.trim().to_string(), nice));
+    }
+    out
+}
+
+#[test]
+fn http_threads_run_at_http_nice_and_ingest_at_normal_priority() {
+    let mut app = Appliance::start("HTTP_NICE = 7\n");
+    let api = app.http.expect("HTTP is on by default");
+    // A render, so that the runtime's threads have all started and done work.
+    let (status, _) = form(api, "/render", "target=constantLine(1)&from=-1h");
+    assert_eq!(status, 200);
+    let threads = thread_priorities(app.child.id());
+    let http: Vec<_> = threads.iter().filter(|(name, _)| name.starts_with("http")).collect();
+    assert!(http.len() >= 2, "the runtime's workers and its main thread: {threads:?}");
+    assert!(http.iter().all(|(_, nice)| *nice == 7), "{threads:?}");
+    let ingest: Vec<_> =
+        threads.iter().filter(|(name, _)| name.starts_with("ingest") || name.starts_with("writer")).collect();
+    assert!(ingest.len() >= 4, "2 ingest threads and 2 writers: {threads:?}");
+    assert!(ingest.iter().all(|(_, nice)| *nice == 0), "{threads:?}");
+    app.stop();
+}
+
 #[test]
 fn points_only_in_the_cache_are_rendered_and_found() {
     // One create a minute: the second metric's file cannot exist yet; its points are cached.

@@ -712,8 +712,10 @@ fn copy(from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap();
 }
 
+/// Opens a file as the writer pool does: mapped where the file system allows it.
 fn ours_open(path: &Path) -> Result<Whisper, String> {
-    Whisper::open(path, WriteOptions::default()).map_err(|e| format!("Carbyne cannot open {}: {e}", path.display()))
+    let opts = WriteOptions { mmap: true, ..WriteOptions::default() };
+    Whisper::open(path, opts).map_err(|e| format!("Carbyne cannot open {}: {e}", path.display()))
 }
 
 /// A file made by Carbyne and one made by whisper.py, both created for `s`.

@@ -181,6 +181,7 @@ proptest! {
         xff in prop::sample::select(vec![0.0, 0.3, 0.5, 1.0]),
         scale in prop::sample::select(vec![1i64, 7, 60]),
         batches in batches(),
+        mmap in any::<bool>(),
     ) {
         let mut sorted = specs.clone();
         prop_assume!(carbyne::whisper::validate_archive_list(&mut sorted).is_ok());
@@ -188,7 +189,7 @@ proptest! {
         let path = dir.path().join("p.wsp");
         let opts = CreateOptions { aggregation: method, x_files_factor: xff, ..CreateOptions::default() };
         create(&path, &specs, &opts).unwrap();
-        let mut file = Whisper::open(&path, WriteOptions::default()).unwrap();
+        let mut file = Whisper::open(&path, WriteOptions { mmap, ..WriteOptions::default() }).unwrap();
         let mut model = Model::new(&specs, method, xff);
         let mut now = 1_700_000_000i64;
         for batch in &batches {
@@ -241,11 +242,11 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_bytes_never_panic_the_reader(bytes in prop::collection::vec(any::<u8>(), 0..400), from_age in 0i64..100_000) {
+    fn arbitrary_bytes_never_panic_the_reader(bytes in prop::collection::vec(any::<u8>(), 0..400), from_age in 0i64..100_000, mmap in any::<bool>()) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("junk.wsp");
         std::fs::write(&path, &bytes).unwrap();
-        if let Ok(mut w) = Whisper::open(&path, WriteOptions::default()) {
+        if let Ok(mut w) = Whisper::open(&path, WriteOptions { mmap, ..WriteOptions::default() }) {
             let now = 1_700_000_000;
             let _ = w.fetch(now - from_age, None, now, None);
             let _ = w.update_many(&[(now - from_age, 1.0), (now, 2.0)], now);
@@ -264,6 +265,7 @@ proptest! {
     fn mutated_headers_never_panic_or_grow_the_file(
         edits in prop::collection::vec((0usize..64, any::<u8>()), 1..6),
         from_age in 0i64..200_000,
+        mmap in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.wsp");
@@ -275,7 +277,7 @@ proptest! {
         }
         std::fs::write(&path, &bytes).unwrap();
         let now = 1_700_000_000;
-        if let Ok(mut w) = Whisper::open(&path, WriteOptions::default()) {
+        if let Ok(mut w) = Whisper::open(&path, WriteOptions { mmap, ..WriteOptions::default() }) {
             let _ = w.fetch(now - from_age, None, now, None);
             let _ = w.fetch(now - from_age, None, now, Some("2s"));
             let _ = w.update_many(&[(now - from_age, 1.0), (now, 2.0), (now - 1, 3.0)], now);
