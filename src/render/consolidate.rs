@@ -20,7 +20,7 @@ pub fn max_data_points(series: &mut [Series], max_points: u64) {
         return;
     }
     let start = series.iter().map(|s| s.start).min().unwrap_or(0);
-    let end = series.iter().map(|s| s.end).max().unwrap_or(0);
+    let end = series.iter().map(Series::shown_end).max().unwrap_or(0);
     let time_range = (end - start) as f64;
     for s in series.iter_mut() {
         if max_points == 1 {
@@ -76,7 +76,7 @@ pub(crate) fn bucket(f: Consolidation, chunk: &[Option<f64>], per: usize, xff: f
 /// shorter one ends the list).
 pub fn datapoints(s: &Series) -> Vec<(Option<f64>, i64)> {
     let stride = s.step * s.values_per_point.max(1) as i64;
-    let stamps = (0..).map(|i| s.start + i * stride).take_while(|t| *t <= s.end);
+    let stamps = (0..).map(|i| s.start + i * stride).take_while(|t| *t <= s.shown_end());
     consolidated(s).into_iter().zip(stamps).collect()
 }
 

@@ -66,6 +66,12 @@ pub struct Series {
     pub start: i64,
     /// One step past the timestamp of the last value.
     pub end: i64,
+    /// Seconds by which `end` lies past the end graphite-web keeps for this series, which is
+    /// what its output shows (JSON timestamps, maxDataPoints' time range, raw and pickle `end`):
+    /// a series moved forward by a look-back that is not a whole number of steps keeps the
+    /// request's end there while its values end on the step grid. 0 for every other series;
+    /// functions that put a series on a new grid reset it.
+    pub overhang: i64,
     /// Seconds between values.
     pub step: i64,
     /// Values; None is a gap (null). A Some may hold NaN or ±inf after arithmetic.
@@ -89,6 +95,7 @@ impl Series {
             tags: tags_of(name),
             start,
             end: start + step * values.len() as i64,
+            overhang: 0,
             step,
             values,
             consolidation: Consolidation::default(),
@@ -111,12 +118,18 @@ impl Series {
             tags: self.tags.clone(),
             start: self.start,
             end: self.end,
+            overhang: self.overhang,
             step: self.step,
             values: Vec::new(),
             consolidation: self.consolidation,
             values_per_point: self.values_per_point,
             x_files_factor: self.x_files_factor,
         }
+    }
+
+    /// The end graphite-web shows for this series (see `overhang`).
+    pub fn shown_end(&self) -> i64 {
+        self.end - self.overhang
     }
 
     /// (timestamp, value) pairs.

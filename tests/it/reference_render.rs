@@ -17,8 +17,7 @@
 //! backend cannot parse `1e9999`): accepted. csv and raw bodies row by row, values the same way.
 //! Every corpus entry where graphite-web fails (a Python exception is a 500) or where we differ
 //! on purpose says so and why, and the test checks our answer instead (a 400 with a message, or
-//! graphite-web's answer to what we read the request to mean); a difference known but not
-//! fixed must still show (listed at the end of the run); nothing is skipped silently.
+//! graphite-web's answer to what we read the request to mean); nothing is skipped silently.
 //!
 //! Three tests: the target corpus (every function we implement, the grammar, malformed
 //! targets; each target once as is and once as Grafana ≥ 11.6 sends it, wrapped in `aliasSub`
@@ -568,8 +567,6 @@ struct Report {
     checked: usize,
     /// Answers of ours with something in them (see [`substantive`]).
     with_values: usize,
-    /// Known differences seen (see [`Check::Known`]).
-    known: Vec<String>,
 }
 
 impl Report {
@@ -601,14 +598,9 @@ impl Report {
         );
         eprintln!(
             "{what}: {} requests ({} answered with values or nodes), all as graphite-web 1.1.8 answers them \
-             or as documented; {} known differences left:",
-            self.checked,
-            self.with_values,
-            self.known.len()
+             or as documented",
+            self.checked, self.with_values,
         );
-        for k in &self.known {
-            eprintln!("{k}");
-        }
     }
 }
 
@@ -977,9 +969,6 @@ enum Check {
     Refused { theirs: u16, why: &'static str },
     /// We answer as graphite-web answers `theirs` (what we read the request to mean).
     SameAs { theirs: Req, why: &'static str },
-    /// A known difference not fixed yet: the answers must still differ (when they agree, the
-    /// entry becomes a `Same`); listed at the end of the run.
-    Known { why: &'static str },
 }
 
 /// The parameter `key` of `req` (the last one, as Django reads it).
@@ -1013,13 +1002,6 @@ fn run(fx: &mut Fixture, report: &mut Report, req: &Req, check: &Check) {
         Check::SameAs { why, .. } => {
             same_render(&ours, &theirs, format, Values::Close).map_err(|e| format!("{e} (differs on purpose: {why})"))
         }
-        Check::Known { why } => match same_render(&ours, &theirs, format, Values::Close) {
-            Ok(()) => Err(format!("the known difference is gone ({why}): make the entry a Same")),
-            Err(e) => {
-                report.known.push(format!("{}\n    {e}\n    known: {why}", req.describe()));
-                Ok(())
-            }
-        },
     };
     report.check(req, &ours, &theirs, result);
 }
@@ -1191,14 +1173,11 @@ fn render_cases() -> Vec<(Req, Check)> {
     // 5 s past the window; graphite-web keeps the window's end as the series' end.
     let odd = "movingSum(servers.web1.net.tx, '95s')";
     cases.push((render(odd, &[("from", "-1h")]), same.clone_check()));
-    cases.push((
-        render(odd, &[("from", "-1h"), ("maxDataPoints", "300")]),
-        Check::Known {
-            why: "a Series ends a whole number of steps after its start, so ours ends 5 s after \
-                  graphite-web's (the window's end, which it keeps); maxDataPoints labels buckets up \
-                  to the end, so we show one more point, past the window",
-        },
-    ));
+    // With maxDataPoints the buckets are labelled up to that end: one more point if we used ours.
+    for max in ["300", "7", "59"] {
+        cases.push((render(odd, &[("from", "-1h"), ("maxDataPoints", max)]), same.clone_check()));
+        cases.push((render(odd, &[("from", "-1h"), ("maxDataPoints", max), ("format", "raw")]), same.clone_check()));
+    }
     for f in ["sum", "average", "avg", "avg_zero", "min", "max", "first", "last"] {
         let target = format!("consolidateBy(servers.web{{1,2}}.cpu, '{f}')");
         cases.push((render(&target, &[("from", "-2h"), ("maxDataPoints", "50")]), same.clone_check()));
@@ -1256,7 +1235,6 @@ impl Check {
             Check::SameStatus => Check::SameStatus,
             Check::Refused { theirs, why } => Check::Refused { theirs: *theirs, why },
             Check::SameAs { theirs, why } => Check::SameAs { theirs: theirs.clone(), why },
-            Check::Known { why } => Check::Known { why },
         }
     }
 }

@@ -155,7 +155,7 @@ fn csv_field(s: &str) -> String {
 pub fn raw(series: &[Series]) -> String {
     let mut out = String::new();
     for s in series {
-        let _ = write!(out, "{},{},{},{}|", s.name, s.start, s.end, s.step);
+        let _ = write!(out, "{},{},{},{}|", s.name, s.start, s.shown_end(), s.step);
         let values: Vec<String> =
             consolidated(s).into_iter().map(|v| v.map_or("None".into(), crate::pyfmt::py_repr)).collect();
         out.push_str(&values.join(","));
@@ -178,7 +178,7 @@ pub fn series_info(series: &[Series]) -> pickle::Value {
             V::Dict(vec![
                 entry("name", V::Str(s.name.clone())),
                 entry("start", V::Int(s.start)),
-                entry("end", V::Int(s.end)),
+                entry("end", V::Int(s.shown_end())),
                 entry("step", V::Int(s.step)),
                 entry("values", V::List(values)),
                 entry("pathExpression", V::Str(s.path_expression.clone())),

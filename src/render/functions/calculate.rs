@@ -292,6 +292,7 @@ fn keep_shown(s: &mut Series, end: i64) {
     let shown = if end < s.start { 0 } else { (end - s.start) / s.step + 1 };
     s.values.truncate(usize::try_from(shown).unwrap_or(usize::MAX));
     s.end = s.start + s.step * s.values.len() as i64;
+    s.overhang = (s.end - end).max(0);
 }
 
 fn moving_window(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, RenderError> {

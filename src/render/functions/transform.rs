@@ -846,6 +846,7 @@ fn summarize(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, RenderError>
         s.start = start;
         s.step = interval;
         s.end = if align_to_from { aligned_end } else { end };
+        s.overhang = 0;
         s.values = values;
         debug_assert_eq!(s.values.len() as i64, (s.end - s.start) / s.step);
     }
@@ -910,6 +911,7 @@ fn hitcount(ctx: &Ctx<'_>, args: &Args<'_>) -> Result<Vec<Series>, RenderError> 
         s.start = start;
         s.step = interval;
         s.end = start + interval * s.values.len() as i64;
+        s.overhang = 0;
     }
     Ok(list)
 }
