@@ -491,7 +491,7 @@ fn start_http(
     };
     let settings = crate::http::Settings {
         threads: c.http_threads,
-        nice: c.http_nice,
+        priority: c.http_priority,
         max_requests: c.http_max_requests,
         timeout: c.http_timeout,
         auth,

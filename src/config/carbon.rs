@@ -155,10 +155,12 @@ pub struct CacheSettings {
     pub http_htpasswd_file: Option<std::path::PathBuf>,
     /// HTTP_THREADS (default 2): threads serving HTTP and rendering (never the ingest cores').
     pub http_threads: usize,
-    /// HTTP_NICE (default 10, 0 to 19): the nice value of the HTTP threads, so that when the
-    /// CPUs are busy, receiving and writing points go first and renders wait: render never slows
-    /// ingest. 0 gives renders the same priority as ingest.
-    pub http_nice: u8,
+    /// HTTP_PRIORITY (default `idle`): how the HTTP threads are scheduled. `idle`
+    /// (SCHED_IDLE): they run when receiving and writing points leave a CPU free, and a point
+    /// arriving takes the CPU back from a render at once, so render never slows ingest; renders
+    /// wait while the CPUs are saturated. A number from 0 to 19: that nice value (0: the same
+    /// priority as ingest).
+    pub http_priority: ThreadPriority,
     /// HTTP_MAX_REQUESTS (default 64): requests handled at once; more wait.
     pub http_max_requests: usize,
     /// HTTP_TIMEOUT in seconds (default 30): longest a request may take.
@@ -252,7 +254,7 @@ impl CacheSettings {
             http_port: 8080,
             http_htpasswd_file: None,
             http_threads: 2,
-            http_nice: 10,
+            http_priority: ThreadPriority::Idle,
             http_max_requests: 64,
             http_timeout: Duration::from_secs(30),
             whisper_autoflush: false,
@@ -476,8 +478,8 @@ fn apply_listener_key(s: &mut CacheSettings, key: &str, value: &str) -> Result<b
         // Unset, as carbon prints an unset key: empty or None.
         "HTTP_HTPASSWD_FILE" => s.http_htpasswd_file = (!value.is_empty() && value != "None").then(|| value.into()),
         "HTTP_THREADS" => s.http_threads = positive(value)?,
-        "HTTP_NICE" => {
-            s.http_nice = value.trim().parse::<u8>().ok().filter(|n| *n <= 19).ok_or("a nice value from 0 to 19")?
+        "HTTP_PRIORITY" => {
+            s.http_priority = ThreadPriority::parse(value).ok_or("idle, or a nice value from 0 to 19")?
         }
         "HTTP_MAX_REQUESTS" => s.http_max_requests = positive(value)?,
         "HTTP_TIMEOUT" => s.http_timeout = Duration::from_secs(parse_seconds(value)?.max(1)),
@@ -517,6 +519,35 @@ fn apply_tuning_key(t: &mut Tuning, key: &str, value: &str) -> Result<bool, &'st
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// How a group of threads is scheduled against the ingest and writer threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadPriority {
+    /// SCHED_IDLE: only CPU time nothing else wants.
+    Idle,
+    /// SCHED_OTHER at this nice value (0 to 19).
+    Nice(u8),
+}
+
+impl ThreadPriority {
+    /// `idle` (any case) or a nice value from 0 to 19.
+    pub fn parse(value: &str) -> Option<ThreadPriority> {
+        let value = value.trim();
+        if value.eq_ignore_ascii_case("idle") {
+            return Some(ThreadPriority::Idle);
+        }
+        value.parse::<u8>().ok().filter(|n| *n <= 19).map(ThreadPriority::Nice)
+    }
+}
+
+impl fmt::Display for ThreadPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThreadPriority::Idle => f.write_str("idle"),
+            ThreadPriority::Nice(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 /// How receivers wait for sockets.
@@ -562,12 +593,16 @@ pub struct Tuning {
     /// WRITER_OPEN_FILES: whisper files each writer keeps open (default 1024). More saves
     /// reopening (about 4 µs each) and costs descriptors.
     pub writer_open_files: usize,
-    /// WRITER_MMAP: writers map the whisper files they keep open into memory (default true),
-    /// which turns each point's `pread`/`pwrite` into a memory copy. Only files on ext2/3/4 or
-    /// tmpfs without holes are mapped (elsewhere a full disk would fault instead of failing a
-    /// write), and at most a quarter of `vm.max_map_count` files. Turn it off if other tools
-    /// truncate whisper files in place. Costs address space, and pages written through the
-    /// mapping count in the process's resident set (they are page cache either way).
+    /// WRITER_MMAP: writers map the whisper files they keep open into memory (default false;
+    /// from a handle's second use), which turns each `pread`/`pwrite` of an update into a memory
+    /// copy: worth it when WRITER_OPEN_FILES holds every file written (the c3.xlarge profile),
+    /// where updates of a few points each cost a tenth. When the open files churn (more series
+    /// than open files), mapping and unmapping cost more than they save (about 10 % more writer
+    /// CPU in a 10M-point burst), hence off by default. Only files on ext2/3/4 or tmpfs without
+    /// holes are mapped (elsewhere a full disk would fault instead of failing a write), and at
+    /// most a quarter of `vm.max_map_count` files. Keep it off if other tools truncate whisper
+    /// files in place. Pages written through a mapping count in the process's resident set
+    /// (they are page cache either way).
     pub writer_mmap: bool,
     /// UDP_RECEIVE_BUFFER: bytes of socket receive buffer asked for per UDP socket (default
     /// 32 MiB; the kernel grants at most net.core.rmem_max). Bigger buffers ride out bursts.
@@ -588,7 +623,7 @@ impl Default for Tuning {
             cache_shards: 0,
             cache_queue_depth: 16,
             writer_open_files: 1024,
-            writer_mmap: true,
+            writer_mmap: false,
             udp_receive_buffer: 32 << 20,
             max_line_length: 16 * 1024,
             io_backend: IoBackend::Auto,

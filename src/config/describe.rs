@@ -65,7 +65,7 @@ impl CacheSettings {
             ("HTTP_PORT", self.http_port.to_string()),
             ("HTTP_HTPASSWD_FILE", self.http_htpasswd_file.as_ref().map_or("None".into(), |p| p.display().to_string())),
             ("HTTP_THREADS", self.http_threads.to_string()),
-            ("HTTP_NICE", self.http_nice.to_string()),
+            ("HTTP_PRIORITY", self.http_priority.to_string()),
             ("HTTP_MAX_REQUESTS", self.http_max_requests.to_string()),
             ("HTTP_TIMEOUT", self.http_timeout.as_secs().to_string()),
             ("WHISPER_AUTOFLUSH", flag(self.whisper_autoflush)),

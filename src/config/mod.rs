@@ -30,7 +30,7 @@ mod value;
 
 use std::path::{Path, PathBuf};
 
-pub use carbon::{CacheSettings, IoBackend, ReportedKey, Tuning, WriteStrategy};
+pub use carbon::{CacheSettings, IoBackend, ReportedKey, ThreadPriority, Tuning, WriteStrategy};
 pub use error::{ConfigError, ConfigWarning, Problem};
 pub use keys::{IgnoredKey, IGNORED_KEYS, IGNORED_PREFIXES};
 pub use paths::Environment;

@@ -133,7 +133,7 @@ fn every_default_is_carbons_code_default() {
         ("CACHE_SHARDS", "0"),
         ("CACHE_QUEUE_DEPTH", "16"),
         ("WRITER_OPEN_FILES", "1024"),
-        ("WRITER_MMAP", "True"),
+        ("WRITER_MMAP", "False"),
         ("UDP_RECEIVE_BUFFER", "33554432"),
         ("MAX_LINE_LENGTH", "16384"),
         ("IO_BACKEND", "auto"),
@@ -146,7 +146,7 @@ fn every_default_is_carbons_code_default() {
         ("HTTP_PORT", "8080"),
         ("HTTP_HTPASSWD_FILE", "None"),
         ("HTTP_THREADS", "2"),
-        ("HTTP_NICE", "10"),
+        ("HTTP_PRIORITY", "idle"),
         ("HTTP_MAX_REQUESTS", "64"),
         ("HTTP_TIMEOUT", "30"),
     ];
@@ -461,7 +461,7 @@ fn rules_and_whisper_options_for_a_new_file() {
     assert_eq!(plan.options.allocation, Allocation::Sparse);
     assert_eq!(
         plan.options.write,
-        WriteOptions { lock_writes: true, autoflush: true, fadvise_random: false, mmap: true }
+        WriteOptions { lock_writes: true, autoflush: true, fadvise_random: false, mmap: false }
     );
     let plan = config.create_plan("app.latency");
     assert_eq!(
@@ -474,13 +474,10 @@ fn rules_and_whisper_options_for_a_new_file() {
     cache.whisper_sparse_create = true;
     cache.whisper_fallocate_create = true;
     assert_eq!(cache.whisper_allocation(), Allocation::Fallocate, "fallocate wins, as in whisper");
-    // carbon's WHISPER_* flags are off by default; WRITER_MMAP (ours) is on.
-    assert_eq!(
-        CacheSettings::default().whisper_write_options(),
-        WriteOptions { mmap: true, ..WriteOptions::default() }
-    );
-    let off = Setup::new("[cache]\nWRITER_MMAP = off\n", Some(SCHEMAS), None).load("a").expect("loads");
-    assert!(!off.cache.whisper_write_options().mmap);
+    // carbon's WHISPER_* flags and WRITER_MMAP (ours) are off by default.
+    assert_eq!(CacheSettings::default().whisper_write_options(), WriteOptions::default());
+    let on = Setup::new("[cache]\nWRITER_MMAP = on\n", Some(SCHEMAS), None).load("a").expect("loads");
+    assert!(on.cache.whisper_write_options().mmap);
 }
 
 #[test]

@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::ThreadPriority;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -72,9 +73,9 @@ impl<T: Store + Finder + cluster::LeafInfo + tags::Tags> Backend for T {}
 pub struct Settings {
     /// Worker threads of its runtime.
     pub threads: usize,
-    /// Nice value of every thread of the server (0 to 19): above 0, ingest and writers go first
-    /// when the CPUs are busy.
-    pub nice: u8,
+    /// How every thread of the server is scheduled (HTTP_PRIORITY): below the ingest and
+    /// writer threads unless `Nice(0)`.
+    pub priority: ThreadPriority,
     /// Requests handled at once (more wait for a slot).
     pub max_requests: usize,
     /// Longest a request may take (then 503... as tower answers, with a message).
@@ -91,7 +92,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             threads: 2,
-            nice: 0,
+            priority: ThreadPriority::Nice(0),
             max_requests: 64,
             timeout: Duration::from_secs(30),
             max_body_bytes: 4 << 20,
@@ -134,11 +135,11 @@ impl HttpServer {
     ) -> std::io::Result<HttpServer> {
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
-        let nice = i32::from(settings.nice.min(19));
+        let priority = settings.priority;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(settings.threads.max(1))
             .max_blocking_threads(settings.max_requests.max(1))
-            .on_thread_start(move || lower_priority(nice))
+            .on_thread_start(move || lower_priority(priority))
             .thread_name("http")
             .enable_io()
             .enable_time()
@@ -147,7 +148,7 @@ impl HttpServer {
         let app = router(api, &settings);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("http-main".into()).spawn(move || {
-            lower_priority(nice);
+            lower_priority(priority);
             runtime.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -282,16 +283,29 @@ fn jsonp(callback: &str, body: &str) -> Response {
 /// Runs `work` (reads files, waits on writers) where it may block: on this worker thread, which
 /// hands its other connection tasks to a fresh worker first (`block_in_place`), so that they stay
 /// free and the request pays no hop to another thread and back.
-/// Sets the calling thread's nice value (Linux applies it per thread). Raising it needs no
-/// privilege; a failure leaves the thread at the process's priority, which only costs ingest
+/// Lowers the calling thread's priority (Linux schedules each thread on its own). Lowering needs
+/// no privilege; a failure leaves the thread at the process's priority, which only costs ingest
 /// some CPU under render load, so it is reported once and not fatal.
-fn lower_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
+fn lower_priority(priority: ThreadPriority) {
+    let result = match priority {
+        ThreadPriority::Nice(0) => return,
+        ThreadPriority::Nice(n) => rustix::process::setpriority_process(Some(rustix::thread::gettid()), i32::from(n))
+            .map_err(std::io::Error::from),
+        ThreadPriority::Idle => {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: sched_setscheduler reads `param` (a valid, initialised sched_param that
+            // outlives the call) and changes only the scheduling of the calling thread (pid 0).
+            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        }
+    };
+    if let Err(e) = result {
         static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| eprintln!("carbyne: cannot lower the HTTP threads' priority to nice {nice}: {e}"));
+        ONCE.call_once(|| eprintln!("carbyne: cannot lower the HTTP threads' priority to {priority}: {e}"));
     }
 }
 

@@ -194,10 +194,20 @@ impl Whisper {
         io::advise_random(&file, &write_opts).map_err(|e| WhisperError::io(path, e))?;
         let mut w = Self::from_file(path, file, write_opts)?;
         if write_opts.mmap {
-            let len = w.file.metadata().map_err(|e| WhisperError::io(path, e))?.len();
-            w.map = Mapping::map_if_safe(&w.file, len);
+            w.map_if_safe()?;
         }
         Ok(w)
+    }
+
+    /// Maps the file if it is not mapped yet and it is safe to (see `io.rs`), whatever
+    /// `WriteOptions::mmap` said at open: for callers that map only the handles they reuse.
+    /// Returns whether the handle is mapped now.
+    pub fn map_if_safe(&mut self) -> Result<bool> {
+        if self.map.is_none() {
+            let len = self.file.metadata().map_err(|e| self.io_err(e))?.len();
+            self.map = Mapping::map_if_safe(&self.file, len);
+        }
+        Ok(self.map.is_some())
     }
 
     /// Opens an existing file for reading only (fetch, info); writes will fail with an I/O error.

@@ -7,6 +7,11 @@
 //! one is reported missing so that the writer creates it anew, as carbon would, and the
 //! metadata of the same file is read again (an aggregation method changed in place by
 //! `whisper-set-aggregation-method` or carbonlink's set-metadata applies from then on).
+//!
+//! With WRITER_MMAP a handle is mapped when it is used a second time, not when it is opened: a
+//! working set larger than the cache would otherwise pay `mmap`, page faults on a fresh mapping
+//! and `munmap` (with its TLB shootdown) for every update, several times what the `pwrite`s it
+//! saves cost. A mapping that cannot be made (see `whisper/io.rs`) is not tried again.
 
 use std::num::NonZeroUsize;
 use std::os::unix::fs::MetadataExt;
@@ -20,6 +25,8 @@ struct Entry {
     file: Whisper,
     /// When the path was last seen to name this handle's inode.
     checked_s: f64,
+    /// Whether mapping was tried (WRITER_MMAP): once per open handle.
+    map_tried: bool,
 }
 
 impl std::fmt::Debug for Entry {
@@ -47,6 +54,11 @@ impl OpenFiles {
         OpenFiles { lru: LruCache::new(capacity), data_dir, write_opts, revalidate_s, evictions: 0, reopened: 0 }
     }
 
+    /// Options a file is opened with: mapped later, on reuse.
+    fn open_opts(&self) -> WriteOptions {
+        WriteOptions { mmap: false, ..self.write_opts }
+    }
+
     /// The file of metric `name` stored at `relative` under the data directory: from the cache,
     /// or opened. `Ok(None)` when the file does not exist (the caller creates it).
     pub fn get(&mut self, name: &[u8], relative: &Path, now_s: f64) -> Result<Option<&mut Whisper>, WhisperError> {
@@ -67,14 +79,25 @@ impl OpenFiles {
         };
         if stale {
             let was_cached = self.lru.pop(name).is_some();
-            let file = match Whisper::open(&self.data_dir.join(relative), self.write_opts) {
+            let file = match Whisper::open(&self.data_dir.join(relative), self.open_opts()) {
                 Ok(f) => f,
                 Err(WhisperError::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             };
             self.reopened += u64::from(was_cached);
-            if self.lru.push(name.into(), Entry { file, checked_s: now_s }).is_some_and(|(k, _)| *k != *name) {
+            if self
+                .lru
+                .push(name.into(), Entry { file, checked_s: now_s, map_tried: false })
+                .is_some_and(|(k, _)| *k != *name)
+            {
                 self.evictions += 1;
+            }
+        } else if self.write_opts.mmap {
+            let entry = self.lru.get_mut(name).expect("present: not stale");
+            if !entry.map_tried {
+                entry.map_tried = true;
+                // Not mapping only costs system calls; the handle keeps working either way.
+                let _ = entry.file.map_if_safe();
             }
         }
         let entry = self.lru.get_mut(name).expect("present: found or just inserted");
@@ -135,6 +158,23 @@ mod tests {
         }
         assert_eq!((open.len(), open.evictions), (2, 1));
         assert!(open.lru.contains(b"a".as_slice()) && !open.lru.contains(b"b".as_slice()));
+    }
+
+    #[test]
+    fn with_mmap_a_handle_is_mapped_when_reused_not_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        make(dir.path(), "m.wsp");
+        let mapped = WriteOptions { mmap: true, ..WriteOptions::default() };
+        let mut open = OpenFiles::new(dir.path().to_path_buf(), NonZeroUsize::new(4).unwrap(), mapped, 10.0);
+        let rel = Path::new("m.wsp");
+        assert!(!open.get(b"m", rel, 0.0).unwrap().unwrap().is_mapped(), "not on first use");
+        let probe = crate::whisper::Whisper::open(&dir.path().join(rel), mapped).unwrap();
+        // Mapped from the second use on wherever this file system allows mapping at all.
+        assert_eq!(open.get(b"m", rel, 1.0).unwrap().unwrap().is_mapped(), probe.is_mapped());
+        assert_eq!(open.get(b"m", rel, 2.0).unwrap().unwrap().is_mapped(), probe.is_mapped());
+        let mut plain = files(dir.path(), 4);
+        plain.get(b"m", rel, 0.0).unwrap().unwrap();
+        assert!(!plain.get(b"m", rel, 1.0).unwrap().unwrap().is_mapped(), "never without WRITER_MMAP");
     }
 
     #[test]

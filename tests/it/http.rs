@@ -131,8 +131,8 @@ fn grafana_save_and_test_panels_and_the_metric_tree() {
     app.stop();
 }
 
-/// (thread name, nice value) of every thread of process `pid`.
-fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
+/// (thread name, nice value, scheduling policy) of every thread of process `pid`.
+fn thread_priorities(pid: u32) -> Vec<(String, i64, u32)> {
     let mut out = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
         let (Ok(comm), Ok(stat)) =
@@ -140,30 +140,40 @@ fn thread_priorities(pid: u32) -> Vec<(String, i64)> {
         else {
             continue; // the thread ended meanwhile
         };
-        // Fields after the parenthesised name: state is field 3, nice field 19.
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let nice = after.split(' ').nth(16).unwrap().parse().unwrap();
-        out.push((comm.trim().to_string(), nice));
+        // Fields after the parenthesised name: state is field 3, nice 19, policy 41.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        out.push((comm.trim().to_string(), fields[16].parse().unwrap(), fields[38].parse().unwrap()));
     }
     out
 }
 
-#[test]
-fn http_threads_run_at_http_nice_and_ingest_at_normal_priority() {
-    let mut app = Appliance::start("HTTP_NICE = 7\n");
+const SCHED_OTHER: u32 = 0;
+const SCHED_IDLE: u32 = 5;
+
+/// The HTTP threads of an appliance started with `extra`, after one render, and checks that
+/// the receivers and writers kept the normal priority.
+fn http_thread_priorities(extra: &str) -> Vec<(i64, u32)> {
+    let mut app = Appliance::start(extra);
     let api = app.http.expect("HTTP is on by default");
-    // A render, so that the runtime's threads have all started and done work.
     let (status, _) = form(api, "/render", "target=constantLine(1)&from=-1h");
     assert_eq!(status, 200);
     let threads = thread_priorities(app.child.id());
-    let http: Vec<_> = threads.iter().filter(|(name, _)| name.starts_with("http")).collect();
-    assert!(http.len() >= 2, "the runtime's workers and its main thread: {threads:?}");
-    assert!(http.iter().all(|(_, nice)| *nice == 7), "{threads:?}");
-    let ingest: Vec<_> =
-        threads.iter().filter(|(name, _)| name.starts_with("ingest") || name.starts_with("writer")).collect();
-    assert!(ingest.len() >= 4, "2 ingest threads and 2 writers: {threads:?}");
-    assert!(ingest.iter().all(|(_, nice)| *nice == 0), "{threads:?}");
     app.stop();
+    let others: Vec<_> =
+        threads.iter().filter(|(name, ..)| name.starts_with("ingest") || name.starts_with("writer")).collect();
+    assert!(others.len() >= 4, "2 ingest threads and 2 writers: {threads:?}");
+    assert!(others.iter().all(|(_, nice, policy)| (*nice, *policy) == (0, SCHED_OTHER)), "{threads:?}");
+    let http: Vec<_> = threads.iter().filter(|(name, ..)| name.starts_with("http")).map(|(_, n, p)| (*n, *p)).collect();
+    assert!(http.len() >= 2, "the runtime's workers and its main thread: {threads:?}");
+    http
+}
+
+#[test]
+fn http_threads_run_below_ingest_and_writers() {
+    let idle = http_thread_priorities("");
+    assert!(idle.iter().all(|&(_, policy)| policy == SCHED_IDLE), "SCHED_IDLE by default: {idle:?}");
+    let niced = http_thread_priorities("HTTP_PRIORITY = 7\n");
+    assert!(niced.iter().all(|&t| t == (7, SCHED_OTHER)), "{niced:?}");
 }
 
 #[test]
