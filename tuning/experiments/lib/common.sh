@@ -58,13 +58,33 @@ port_free() {
 }
 
 # Starts "$@" in the background under GNU time (wall, user, sys seconds and peak RSS KiB into
-# $dir/time), output into $dir/out. The pid of time goes to $TIMED_PID and PIDS.
+# $dir/time), output into $dir/out. The pid of time goes to $TIMED_PID and PIDS. A sampler
+# keeps the peak of the process's anonymous memory (RssAnon + RssShmem, KiB) in $dir/rss_anon,
+# every 0.1 s: peak RSS also counts the pages of files the process maps (Carbyne's writers map
+# whisper files), which are page cache either way.
 start_timed() { # dir command...
     local dir=$1; shift
     log_cmd "$@"
     /usr/bin/time -f '%e %U %S %M' -o "$dir/time" "$@" > "$dir/out" 2>&1 &
     TIMED_PID=$!
     PIDS+=("$TIMED_PID")
+    sample_anon "$TIMED_PID" "$dir/rss_anon" &
+}
+
+sample_anon() { # pid-of-time file
+    local child="" peak=0 kb key value _unit
+    echo 0 > "$2"
+    while kill -0 "$1" 2>/dev/null; do
+        [ -n "$child" ] || child=$(pgrep -P "$1" 2>/dev/null | head -n 1 || true)
+        if [ -n "$child" ] && [ -r "/proc/$child/status" ]; then
+            kb=0
+            while read -r key value _unit; do
+                case $key in RssAnon:|RssShmem:) kb=$((kb + value)) ;; esac
+            done < "/proc/$child/status" 2>/dev/null || true
+            if [ "$kb" -gt "$peak" ]; then peak=$kb; echo "$peak" > "$2"; fi
+        fi
+        sleep 0.1
+    done
 }
 
 forget_pid() {
@@ -90,12 +110,15 @@ stop_pid() {
     forget_pid "$1"
 }
 
-# "user+sys rss_mib" of a finished start_timed process. GNU time prints "Command terminated by
-# signal 15" first when the server stopped on SIGTERM, so the numbers are on the last line.
+# "user+sys rss_mib anon_mib" of a finished start_timed process. GNU time prints "Command
+# terminated by signal 15" first when the server stopped on SIGTERM, so the numbers are on the
+# last line.
 time_of() { # dir
-    local _wall user sys rss_kb
+    local _wall user sys rss_kb anon_kb
     read -r _wall user sys rss_kb < <(tail -n 1 "$1/time")
-    awk -v u="$user" -v s="$sys" -v r="$rss_kb" 'BEGIN { printf "%.2f %.1f\n", u + s, r / 1024 }'
+    anon_kb=$(cat "$1/rss_anon" 2>/dev/null || echo 0)
+    awk -v u="$user" -v s="$sys" -v r="$rss_kb" -v a="$anon_kb" \
+        'BEGIN { printf "%.2f %.1f %.1f\n", u + s, r / 1024, a / 1024 }'
 }
 
 # Stops everything still running (the EXIT trap): children of time first, then the rest.
