@@ -1093,6 +1093,7 @@ mod tests {
         let mut host = FakeHost::tuned();
         let mut many = needs();
         many.writer_open_files = 65536;
+        many.writer_mmap = true;
         verdict_of(
             &check_map_count(&host, &many),
             Verdict::Warn,

@@ -28,7 +28,8 @@
 //! Truncation in place is not something whisper's tools do (whisper-resize writes a new file and
 //! renames it over the old one, which leaves the mapped inode intact); a handle checks the
 //! file's length each time its metadata is refreshed and drops the mapping if the file shrank.
-//! Operators whose other tools truncate whisper files in place set `WRITER_MMAP = False`.
+//! Operators whose other tools truncate whisper files in place keep `WRITER_MMAP` off (the
+//! default).
 
 use std::fs::File;
 use std::io;
