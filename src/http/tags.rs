@@ -14,8 +14,8 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
@@ -160,8 +160,25 @@ async fn handle(
     .unwrap_or_else(|r| r)
 }
 
-fn request_params(q: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
-    params(q.as_deref(), headers, body)
+/// What the form-reading handlers take: graphite-web reads their parameters from the query
+/// string and a form body alike.
+pub(super) struct FormRequest {
+    api: Arc<Api>,
+    method: Method,
+    params: Params,
+}
+
+impl FromRequest<Arc<Api>> for FormRequest {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, api: &Arc<Api>) -> Result<Self, Response> {
+        let method = req.method().clone();
+        let query = req.uri().query().map(str::to_string);
+        let headers = req.headers().clone();
+        // The body extractor keeps the router's body limit.
+        let body = Bytes::from_request(req, api).await.map_err(IntoResponse::into_response)?;
+        Ok(FormRequest { api: Arc::clone(api), method, params: params(query.as_deref(), &headers, &body) })
+    }
 }
 
 pub(super) async fn tag_list(State(api): State<Arc<Api>>, method: Method, RawQuery(q): RawQuery) -> Response {
@@ -188,15 +205,8 @@ pub(super) async fn tag_details(
     .await
 }
 
-pub(super) async fn find_series(
-    State(api): State<Arc<Api>>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = request_params(q, &headers, &body);
-    handle(api, method, &[Method::GET, Method::POST], p, |tags, p| {
+pub(super) async fn find_series(r: FormRequest) -> Response {
+    handle(r.api, r.method, &[Method::GET, Method::POST], r.params, |tags, p| {
         let exprs = exprs(p);
         if exprs.is_empty() {
             return Err(bad("no tag expressions specified"));
@@ -206,15 +216,8 @@ pub(super) async fn find_series(
     .await
 }
 
-pub(super) async fn tag_series(
-    State(api): State<Arc<Api>>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = request_params(q, &headers, &body);
-    handle(api, method, &[Method::POST], p, |tags, p| {
+pub(super) async fn tag_series(r: FormRequest) -> Response {
+    handle(r.api, r.method, &[Method::POST], r.params, |tags, p| {
         let path = p.get("path").filter(|v| !v.is_empty()).ok_or_else(|| bad("no path specified"))?;
         let mut canonical = tags.tag_series(&[path]).map_err(bad)?;
         Ok(json!(canonical.pop()))
@@ -222,30 +225,16 @@ pub(super) async fn tag_series(
     .await
 }
 
-pub(super) async fn tag_multi_series(
-    State(api): State<Arc<Api>>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = request_params(q, &headers, &body);
-    handle(api, method, &[Method::POST], p, |tags, p| {
+pub(super) async fn tag_multi_series(r: FormRequest) -> Response {
+    handle(r.api, r.method, &[Method::POST], r.params, |tags, p| {
         let paths = paths(p, "no paths specified")?;
         Ok(json!(tags.tag_series(&paths).map_err(bad)?))
     })
     .await
 }
 
-pub(super) async fn del_series(
-    State(api): State<Arc<Api>>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = request_params(q, &headers, &body);
-    handle(api, method, &[Method::POST], p, |tags, p| {
+pub(super) async fn del_series(r: FormRequest) -> Response {
+    handle(r.api, r.method, &[Method::POST], r.params, |tags, p| {
         let paths = paths(p, "no path specified")?;
         tags.del_series(&paths);
         Ok(Value::Bool(true))
@@ -253,30 +242,16 @@ pub(super) async fn del_series(
     .await
 }
 
-pub(super) async fn auto_complete_tags(
-    State(api): State<Arc<Api>>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = request_params(q, &headers, &body);
-    handle(api, method, &[Method::GET, Method::POST], p, |tags, p| {
+pub(super) async fn auto_complete_tags(r: FormRequest) -> Response {
+    handle(r.api, r.method, &[Method::GET, Method::POST], r.params, |tags, p| {
         let limit = limit(p)?.unwrap_or(AUTOCOMPLETE_LIMIT);
         Ok(json!(tags.auto_complete_tags(&exprs(p), p.get("tagPrefix").unwrap_or(""), limit)?))
     })
     .await
 }
 
-pub(super) async fn auto_complete_values(
-    State(api): State<Arc<Api>>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let p = request_params(q, &headers, &body);
-    handle(api, method, &[Method::GET, Method::POST], p, |tags, p| {
+pub(super) async fn auto_complete_values(r: FormRequest) -> Response {
+    handle(r.api, r.method, &[Method::GET, Method::POST], r.params, |tags, p| {
         let tag = p.get("tag").filter(|t| !t.is_empty()).ok_or_else(|| bad("no tag specified"))?;
         let limit = limit(p)?.unwrap_or(AUTOCOMPLETE_LIMIT);
         Ok(json!(tags.auto_complete_values(&exprs(p), tag, p.get("valuePrefix").unwrap_or(""), limit)?))
