@@ -2,7 +2,7 @@
 //! probe: one keep-alive connection, one request at a time, the body collected up to a bound.
 //! The request bytes and the response parser are [`http`](crate::http)'s; the render mode's own
 //! client ([`render`](crate::render)) counts bodies instead of keeping them and stays separate so
-//! that its measured loop is not touched.
+//! that its measured loop is not touched; it shares [`FetchError`].
 //!
 //! Failures (connect, write, read, a malformed response, a body over the bound, a request longer
 //! than the timeout) drop the connection; the next request opens a new one. A keep-alive
@@ -32,7 +32,7 @@ pub enum FetchError {
 
 impl FetchError {
     /// The server had closed an idle keep-alive connection: the request never reached it.
-    fn is_stale_connection(&self, got_response_bytes: bool) -> bool {
+    pub(crate) fn is_stale_connection(&self, got_response_bytes: bool) -> bool {
         match self {
             FetchError::Write(_) => true,
             FetchError::Read(err) => {

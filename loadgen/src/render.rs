@@ -21,7 +21,6 @@
 //! `CONSECUTIVE_FAILURES_MAX` failures in a row a client gives up.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::http::{HttpError, Response, ResponseParser, HEAD_BYTES_MAX};
+use crate::http::{Response, ResponseParser, HEAD_BYTES_MAX};
+use crate::http_client::FetchError;
 use crate::progress::{Progress, Ticker};
 use crate::run::collect;
 use crate::sender::new_latency_histogram;
@@ -137,44 +137,6 @@ impl Budget {
     }
 }
 
-/// Why one request got no complete response.
-#[derive(Debug)]
-enum Failure {
-    Connect(io::Error),
-    Write(io::Error),
-    Read(io::Error),
-    Protocol(HttpError),
-    /// The request took longer than the timeout.
-    Timeout(Duration),
-}
-
-impl Failure {
-    /// The server had closed an idle keep-alive connection: the request never reached it.
-    fn is_stale_connection(&self, got_response_bytes: bool) -> bool {
-        match self {
-            Failure::Write(_) => true,
-            Failure::Read(err) => {
-                use io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
-                !got_response_bytes && matches!(err.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
-            }
-            Failure::Protocol(HttpError::Truncated) => !got_response_bytes,
-            Failure::Connect(_) | Failure::Protocol(_) | Failure::Timeout(_) => false,
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Connect(err) => write!(f, "connect: {err}"),
-            Failure::Write(err) => write!(f, "writing the request: {err}"),
-            Failure::Read(err) => write!(f, "reading the response: {err}"),
-            Failure::Protocol(err) => write!(f, "bad response: {err}"),
-            Failure::Timeout(after) => write!(f, "no complete response within {} s", after.as_secs_f64()),
-        }
-    }
-}
-
 /// One client: its connection (when open), read buffer and parser.
 struct Client {
     addr: SocketAddr,
@@ -263,7 +225,7 @@ impl Client {
 
     /// One request and its response, on the open connection or a new one; a stale keep-alive
     /// connection is replaced and the request sent once more.
-    fn exchange(&mut self, request: &[u8]) -> Result<Response, Failure> {
+    fn exchange(&mut self, request: &[u8]) -> Result<Response, FetchError> {
         let started = Instant::now();
         let reused = self.stream.is_some();
         match self.try_exchange(request, started) {
@@ -277,7 +239,7 @@ impl Client {
 
     /// One attempt; on failure also says whether any response byte had arrived. The connection
     /// is closed after a failure and after a response that ends it.
-    fn try_exchange(&mut self, request: &[u8], started: Instant) -> Result<Response, (Failure, bool)> {
+    fn try_exchange(&mut self, request: &[u8], started: Instant) -> Result<Response, (FetchError, bool)> {
         let result = self.send_and_read(request, started);
         match &result {
             Ok(response) if !response.close && self.start == self.end => {}
@@ -288,38 +250,38 @@ impl Client {
         result
     }
 
-    fn send_and_read(&mut self, request: &[u8], started: Instant) -> Result<Response, (Failure, bool)> {
+    fn send_and_read(&mut self, request: &[u8], started: Instant) -> Result<Response, (FetchError, bool)> {
         let stream = match self.stream.take() {
             Some(stream) => stream,
-            None => self.connect().map_err(|err| (Failure::Connect(err), false))?,
+            None => self.connect().map_err(|err| (FetchError::Connect(err), false))?,
         };
         let stream = self.stream.insert(stream);
-        stream.write_all(request).map_err(|err| (Failure::Write(err), false))?;
+        stream.write_all(request).map_err(|err| (FetchError::Write(err), false))?;
         self.parser.reset();
         let mut got_bytes = false;
         loop {
             let used = self
                 .parser
                 .feed(&self.buf[self.start..self.end], |_| {})
-                .map_err(|err| (Failure::Protocol(err), true))?;
+                .map_err(|err| (FetchError::Protocol(err), true))?;
             self.start += used;
             if let Some(response) = self.parser.response() {
                 return Ok(response);
             }
             if started.elapsed() >= self.timeout {
-                return Err((Failure::Timeout(self.timeout), got_bytes));
+                return Err((FetchError::Timeout(self.timeout), got_bytes));
             }
             make_room(&mut self.buf, &mut self.start, &mut self.end);
             let n = match stream.read(&mut self.buf[self.end..]) {
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    return Err((Failure::Timeout(self.timeout), got_bytes));
+                    return Err((FetchError::Timeout(self.timeout), got_bytes));
                 }
-                Err(err) => return Err((Failure::Read(err), got_bytes)),
+                Err(err) => return Err((FetchError::Read(err), got_bytes)),
             };
             if n == 0 {
-                return self.parser.eof().map_err(|err| (Failure::Protocol(err), got_bytes));
+                return self.parser.eof().map_err(|err| (FetchError::Protocol(err), got_bytes));
             }
             got_bytes = true;
             self.end += n;
