@@ -288,7 +288,10 @@ impl Server {
         };
         let http = {
             let c = config.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            start_http(&c, overrides.ephemeral_ports, index, CacheClient::new(queries.clone(), n_shards))?
+            let mut watched = crate::http::priority::WatchedThreads::default();
+            ingest.iter().for_each(|t| watched.add(t));
+            writers.iter().for_each(|t| watched.add(t));
+            start_http(&c, overrides.ephemeral_ports, index, CacheClient::new(queries.clone(), n_shards), watched)?
         };
         addresses.http = http.as_ref().map(|h| h.address);
         let carbonlink = {
@@ -477,6 +480,7 @@ fn start_http(
     ephemeral: bool,
     index: crate::index::Index,
     cache: CacheClient,
+    watched: crate::http::priority::WatchedThreads,
 ) -> Result<Option<crate::http::HttpServer>> {
     let c = &config.cache;
     if c.http_port == 0 {
@@ -492,6 +496,7 @@ fn start_http(
     let settings = crate::http::Settings {
         threads: c.http_threads,
         priority: c.http_priority,
+        watched,
         max_requests: c.http_max_requests,
         timeout: c.http_timeout,
         auth,

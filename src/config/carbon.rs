@@ -155,11 +155,12 @@ pub struct CacheSettings {
     pub http_htpasswd_file: Option<std::path::PathBuf>,
     /// HTTP_THREADS (default 2): threads serving HTTP and rendering (never the ingest cores').
     pub http_threads: usize,
-    /// HTTP_PRIORITY (default `idle`): how the HTTP threads are scheduled. `idle`
-    /// (SCHED_IDLE): they run when receiving and writing points leave a CPU free, and a point
-    /// arriving takes the CPU back from a render at once, so render never slows ingest; renders
-    /// wait while the CPUs are saturated. A number from 0 to 19: that nice value (0: the same
-    /// priority as ingest).
+    /// HTTP_PRIORITY (default `adaptive`): how the HTTP work is scheduled. `adaptive`: at the
+    /// ingest's priority while the ingest and writer threads use less than a quarter of the
+    /// CPUs, on SCHED_IDLE threads while they use more (decided per request; see
+    /// `http::priority`). `idle` (SCHED_IDLE always): renders run only when receiving and
+    /// writing leave a CPU free, and wait behind any other process too. A number from 0 to 19:
+    /// every HTTP thread at that nice value (0: the same priority as ingest).
     pub http_priority: ThreadPriority,
     /// HTTP_MAX_REQUESTS (default 64): requests handled at once; more wait.
     pub http_max_requests: usize,
@@ -254,7 +255,7 @@ impl CacheSettings {
             http_port: 8080,
             http_htpasswd_file: None,
             http_threads: 2,
-            http_priority: ThreadPriority::Idle,
+            http_priority: ThreadPriority::Adaptive,
             http_max_requests: 64,
             http_timeout: Duration::from_secs(30),
             whisper_autoflush: false,
@@ -479,7 +480,7 @@ fn apply_listener_key(s: &mut CacheSettings, key: &str, value: &str) -> Result<b
         "HTTP_HTPASSWD_FILE" => s.http_htpasswd_file = (!value.is_empty() && value != "None").then(|| value.into()),
         "HTTP_THREADS" => s.http_threads = positive(value)?,
         "HTTP_PRIORITY" => {
-            s.http_priority = ThreadPriority::parse(value).ok_or("idle, or a nice value from 0 to 19")?
+            s.http_priority = ThreadPriority::parse(value).ok_or("adaptive, idle, or a nice value from 0 to 19")?
         }
         "HTTP_MAX_REQUESTS" => s.http_max_requests = positive(value)?,
         "HTTP_TIMEOUT" => s.http_timeout = Duration::from_secs(parse_seconds(value)?.max(1)),
@@ -524,6 +525,8 @@ fn apply_tuning_key(t: &mut Tuning, key: &str, value: &str) -> Result<bool, &'st
 /// How a group of threads is scheduled against the ingest and writer threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThreadPriority {
+    /// The same priority while the others leave CPU to spare, SCHED_IDLE while they are busy.
+    Adaptive,
     /// SCHED_IDLE: only CPU time nothing else wants.
     Idle,
     /// SCHED_OTHER at this nice value (0 to 19).
@@ -531,9 +534,12 @@ pub enum ThreadPriority {
 }
 
 impl ThreadPriority {
-    /// `idle` (any case) or a nice value from 0 to 19.
+    /// `adaptive` or `idle` (any case), or a nice value from 0 to 19.
     pub fn parse(value: &str) -> Option<ThreadPriority> {
         let value = value.trim();
+        if value.eq_ignore_ascii_case("adaptive") {
+            return Some(ThreadPriority::Adaptive);
+        }
         if value.eq_ignore_ascii_case("idle") {
             return Some(ThreadPriority::Idle);
         }
@@ -544,6 +550,7 @@ impl ThreadPriority {
 impl fmt::Display for ThreadPriority {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ThreadPriority::Adaptive => f.write_str("adaptive"),
             ThreadPriority::Idle => f.write_str("idle"),
             ThreadPriority::Nice(n) => write!(f, "{n}"),
         }

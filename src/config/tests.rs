@@ -146,7 +146,7 @@ fn every_default_is_carbons_code_default() {
         ("HTTP_PORT", "8080"),
         ("HTTP_HTPASSWD_FILE", "None"),
         ("HTTP_THREADS", "2"),
-        ("HTTP_PRIORITY", "idle"),
+        ("HTTP_PRIORITY", "adaptive"),
         ("HTTP_MAX_REQUESTS", "64"),
         ("HTTP_TIMEOUT", "30"),
     ];

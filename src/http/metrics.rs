@@ -29,10 +29,10 @@ pub(super) async fn find(
     // carbonapi_v3_pb sends a protobuf body with GET: it is not a form.
     let mut response = if cluster::wants_v3(q.as_deref(), &headers) {
         let p = Params::parse(q.as_deref(), None);
-        blocking(move || cluster::find_v3(&api, &p, &body, FIND_LIMIT)).await
+        blocking(api, move |api| cluster::find_v3(api, &p, &body, FIND_LIMIT)).await
     } else {
         match cluster::form_params(q.as_deref(), &headers, &body) {
-            Ok(p) => blocking(move || find_response(&api, &p)).await,
+            Ok(p) => blocking(api, move |api| find_response(api, &p)).await,
             Err(e) => Err(error_response(&e)),
         }
     }
@@ -204,7 +204,7 @@ pub(super) async fn expand(
     body: Bytes,
 ) -> Response {
     let p = params(q.as_deref(), &headers, &body);
-    let mut response = blocking(move || match expand_body(&api, &p) {
+    let mut response = blocking(api, move |api| match expand_body(api, &p) {
         Ok(v) => json_response(&v, &p),
         Err(e) => error_response(&e),
     })
@@ -247,7 +247,7 @@ pub(super) async fn index_json(
     body: Bytes,
 ) -> Response {
     let p = params(q.as_deref(), &headers, &body);
-    blocking(move || match api.backend.all_leaves(INDEX_LIMIT) {
+    blocking(api, move |api| match api.backend.all_leaves(INDEX_LIMIT) {
         Ok(leaves) => json_response(&json!(leaves), &p),
         Err(e) => error_response(&e),
     })

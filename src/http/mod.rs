@@ -6,8 +6,11 @@
 //!
 //! Handlers parse parameters (`params.rs`), then run the work in `block_in_place`: rendering
 //! reads files and asks the writers for cached points by message, so it may take milliseconds
-//! and must not stall the other connection tasks, which the worker hands on first. Errors in the request are 400 with a message, ours
-//! 500; a panic would be a bug (none is expected: every input path returns errors).
+//! and must not stall the other connection tasks, which the worker hands on first. With
+//! HTTP_PRIORITY = adaptive (the default), work goes instead to a pool of SCHED_IDLE threads
+//! while the ingest and writer threads are busy (`priority.rs`). Errors in the request are 400
+//! with a message, ours 500; a panic would be a bug (none is expected: every input path
+//! returns errors).
 //!
 //! **Architecture Invariant:** the HTTP side reads only: it writes no file and never blocks a
 //! writer (cached points are asked for by message, with a timeout).
@@ -17,6 +20,7 @@ mod backend;
 pub mod cluster;
 mod metrics;
 pub mod params;
+pub mod priority;
 mod render;
 pub mod tags;
 
@@ -32,6 +36,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use priority::{lower_priority, Lanes, WatchedThreads};
 
 pub use auth::Htpasswd;
 pub use backend::DiskBackend;
@@ -73,9 +78,11 @@ impl<T: Store + Finder + cluster::LeafInfo + tags::Tags> Backend for T {}
 pub struct Settings {
     /// Worker threads of its runtime.
     pub threads: usize,
-    /// How every thread of the server is scheduled (HTTP_PRIORITY): below the ingest and
-    /// writer threads unless `Nice(0)`.
+    /// How the server's work is scheduled (HTTP_PRIORITY): below the ingest and writer
+    /// threads unless `Nice(0)`; `Adaptive`: below them only while `watched` are busy.
     pub priority: ThreadPriority,
+    /// The ingest and writer threads, whose load `Adaptive` follows.
+    pub watched: WatchedThreads,
     /// Requests handled at once (more wait for a slot).
     pub max_requests: usize,
     /// Longest a request may take (then 503... as tower answers, with a message).
@@ -93,6 +100,7 @@ impl Default for Settings {
         Settings {
             threads: 2,
             priority: ThreadPriority::Nice(0),
+            watched: WatchedThreads::default(),
             max_requests: 64,
             timeout: Duration::from_secs(30),
             max_body_bytes: 4 << 20,
@@ -109,6 +117,7 @@ pub struct Api {
     /// Bounds of each render.
     pub limits: crate::render::Limits,
     auth: Option<Htpasswd>,
+    lanes: Lanes,
 }
 
 impl std::fmt::Debug for Api {
@@ -144,12 +153,31 @@ impl HttpServer {
             .enable_io()
             .enable_time()
             .build()?;
-        let api = Arc::new(Api { backend, limits: settings.limits, auth: settings.auth.clone() });
+        // Adaptive: a pool of SCHED_IDLE threads (its one worker stays idle: only its
+        // blocking threads run work) and the watcher that says when to use it.
+        let (mut lanes, mut idle_runtime) = (Lanes::default(), None);
+        let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if priority == ThreadPriority::Adaptive {
+            let idle = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .max_blocking_threads(settings.max_requests.max(1))
+                .on_thread_start(|| lower_priority(ThreadPriority::Idle))
+                .thread_name("http-idle")
+                .build()?;
+            lanes = Lanes::adaptive(Arc::clone(&busy), idle.handle().clone());
+            idle_runtime = Some(idle);
+        }
+        let watched = if idle_runtime.is_some() { settings.watched.clone() } else { WatchedThreads::default() };
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let api = Arc::new(Api { backend, limits: settings.limits, auth: settings.auth.clone(), lanes });
         let app = router(api, &settings);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("http-main".into()).spawn(move || {
             lower_priority(priority);
             runtime.block_on(async move {
+                if !watched.is_empty() {
+                    tokio::spawn(priority::watch(watched, cpus, busy));
+                }
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                     let _ = stopped.await;
@@ -160,6 +188,9 @@ impl HttpServer {
             });
             // In-flight renders (on workers turned blocking) are not waited for past a second.
             runtime.shutdown_timeout(Duration::from_secs(1));
+            if let Some(idle) = idle_runtime {
+                idle.shutdown_timeout(Duration::from_secs(1));
+            }
         })?;
         Ok(HttpServer { address, stop: Some(stop), thread: Some(thread) })
     }
@@ -282,34 +313,15 @@ fn jsonp(callback: &str, body: &str) -> Response {
 
 /// Runs `work` (reads files, waits on writers) where it may block: on this worker thread, which
 /// hands its other connection tasks to a fresh worker first (`block_in_place`), so that they stay
-/// free and the request pays no hop to another thread and back.
-/// Lowers the calling thread's priority (Linux schedules each thread on its own). Lowering needs
-/// no privilege; a failure leaves the thread at the process's priority, which only costs ingest
-/// some CPU under render load, so it is reported once and not fatal.
-fn lower_priority(priority: ThreadPriority) {
-    let result = match priority {
-        ThreadPriority::Nice(0) => return,
-        ThreadPriority::Nice(n) => rustix::process::setpriority_process(Some(rustix::thread::gettid()), i32::from(n))
-            .map_err(std::io::Error::from),
-        ThreadPriority::Idle => {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: sched_setscheduler reads `param` (a valid, initialised sched_param that
-            // outlives the call) and changes only the scheduling of the calling thread (pid 0).
-            let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-            if rc == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        }
-    };
-    if let Err(e) = result {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| eprintln!("carbyne: cannot lower the HTTP threads' priority to {priority}: {e}"));
-    }
-}
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, Response> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tokio::task::block_in_place(work)))
-        .map_err(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "the request failed unexpectedly"))
+/// free and the request pays no hop to another thread and back; or, with HTTP_PRIORITY =
+/// adaptive while the ingest and writer threads are busy, on the SCHED_IDLE pool.
+async fn blocking<T: Send + 'static>(
+    api: Arc<Api>,
+    work: impl FnOnce(&Api) -> T + Send + 'static,
+) -> Result<T, Response> {
+    let lanes = api.lanes.clone();
+    lanes
+        .run(move || work(&api))
+        .await
+        .map_err(|()| text(StatusCode::INTERNAL_SERVER_ERROR, "the request failed unexpectedly"))
 }

@@ -22,10 +22,10 @@ pub(super) async fn render(
     // carbonapi_v3_pb sends a protobuf body with GET: it is not a form.
     if cluster::wants_v3(query.as_deref(), &headers) {
         let params = Params::parse(query.as_deref(), None);
-        return blocking(move || cluster::render_v3(&api, &params, &body)).await.unwrap_or_else(|r| r);
+        return blocking(api, move |api| cluster::render_v3(api, &params, &body)).await.unwrap_or_else(|r| r);
     }
     match cluster::form_params(query.as_deref(), &headers, &body) {
-        Ok(params) => blocking(move || respond(&api, &params)).await.unwrap_or_else(|r| r),
+        Ok(params) => blocking(api, move |api| respond(api, &params)).await.unwrap_or_else(|r| r),
         Err(e) => error_response(&e),
     }
 }

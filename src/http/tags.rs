@@ -151,7 +151,7 @@ async fn handle(
     if !allowed.contains(&method) {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    blocking(move || {
+    blocking(api, move |api| {
         let tags: &dyn Tags = &*api.backend;
         let answer = work(tags, &p);
         respond(answer, &p)

@@ -150,9 +150,9 @@ fn thread_priorities(pid: u32) -> Vec<(String, i64, u32)> {
 const SCHED_OTHER: u32 = 0;
 const SCHED_IDLE: u32 = 5;
 
-/// The HTTP threads of an appliance started with `extra`, after one render, and checks that
-/// the receivers and writers kept the normal priority.
-fn http_thread_priorities(extra: &str) -> Vec<(i64, u32)> {
+/// The HTTP threads of an appliance started with `extra`, after one render, as (name, nice,
+/// policy), and checks that the receivers and writers kept the normal priority.
+fn http_thread_priorities(extra: &str) -> Vec<(String, i64, u32)> {
     let mut app = Appliance::start(extra);
     let api = app.http.expect("HTTP is on by default");
     let (status, _) = form(api, "/render", "target=constantLine(1)&from=-1h");
@@ -163,17 +163,23 @@ fn http_thread_priorities(extra: &str) -> Vec<(i64, u32)> {
         threads.iter().filter(|(name, ..)| name.starts_with("ingest") || name.starts_with("writer")).collect();
     assert!(others.len() >= 4, "2 ingest threads and 2 writers: {threads:?}");
     assert!(others.iter().all(|(_, nice, policy)| (*nice, *policy) == (0, SCHED_OTHER)), "{threads:?}");
-    let http: Vec<_> = threads.iter().filter(|(name, ..)| name.starts_with("http")).map(|(_, n, p)| (*n, *p)).collect();
-    assert!(http.len() >= 2, "the runtime's workers and its main thread: {threads:?}");
+    let http: Vec<_> = threads.into_iter().filter(|(name, ..)| name.starts_with("http")).collect();
+    assert!(http.len() >= 2, "the runtime's workers and its main thread: {http:?}");
     http
 }
 
 #[test]
 fn http_threads_run_below_ingest_and_writers() {
-    let idle = http_thread_priorities("");
-    assert!(idle.iter().all(|&(_, policy)| policy == SCHED_IDLE), "SCHED_IDLE by default: {idle:?}");
+    // Adaptive (the default): the server's threads at the ingest's priority, and a pool of
+    // SCHED_IDLE threads for work while the ingest and writers are busy.
+    let adaptive = http_thread_priorities("");
+    let (pool, server): (Vec<_>, Vec<_>) = adaptive.iter().partition(|(name, ..)| name == "http-idle");
+    assert!(!pool.is_empty() && pool.iter().all(|(_, _, policy)| *policy == SCHED_IDLE), "{adaptive:?}");
+    assert!(server.len() >= 2 && server.iter().all(|(_, nice, policy)| (*nice, *policy) == (0, SCHED_OTHER)));
+    let idle = http_thread_priorities("HTTP_PRIORITY = idle\n");
+    assert!(idle.iter().all(|&(ref name, _, policy)| policy == SCHED_IDLE && name != "http-idle"), "{idle:?}");
     let niced = http_thread_priorities("HTTP_PRIORITY = 7\n");
-    assert!(niced.iter().all(|&t| t == (7, SCHED_OTHER)), "{niced:?}");
+    assert!(niced.iter().all(|(_, nice, policy)| (*nice, *policy) == (7, SCHED_OTHER)), "{niced:?}");
 }
 
 #[test]
