@@ -14,6 +14,14 @@ const PARALLEL_FETCH_MIN: usize = 64;
 /// Most threads one request reads files on.
 const FETCH_THREADS_MAX: usize = 4;
 
+/// Threads a big glob's files are read on: the CPUs, at most [`FETCH_THREADS_MAX`]. Asked
+/// once: `available_parallelism` reads the cgroup's files each time (8 % of a one-series
+/// render's CPU when it was asked per request).
+fn fetch_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from).min(FETCH_THREADS_MAX))
+}
+
 /// Index + files + caches.
 #[derive(Debug, Clone)]
 pub struct DiskBackend {
@@ -73,10 +81,10 @@ impl Store for DiskBackend {
         };
         // A big glob reads its files on a few scoped threads (the reads are independent; the
         // results keep the order asked).
-        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(FETCH_THREADS_MAX);
-        if paths.len() < PARALLEL_FETCH_MIN || threads < 2 {
+        if paths.len() < PARALLEL_FETCH_MIN || fetch_threads() < 2 {
             return paths.iter().zip(&cached).map(read).collect();
         }
+        let threads = fetch_threads();
         let chunk = paths.len().div_ceil(threads);
         let parts: Vec<Result<Vec<Option<Series>>, RenderError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = paths
