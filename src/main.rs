@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc, built without transparent huge pages (feature `no_thp`): with THP it advises its
+/// arenas MADV_HUGEPAGE, and every 2 MiB region a thread touches becomes resident whole (43 MB
+/// of an idle server's 47 MB anonymous memory; 4.7 MB without).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
