@@ -63,11 +63,16 @@ class Verify(unittest.TestCase):
         with tempfile.TemporaryDirectory() as root:
             for i in range(3):
                 write(root, "lg.n%d" % i, [(10, 360)], [(self.START + k * 10, 1.0) for k in range(4)])
+            # The last write: the newest modification time among the metrics' files.
+            for i, when in enumerate([1_700_000_100.5, 1_700_000_300.25, 1_700_000_200.0]):
+                os.utime(verify_whisper.metric_path(root, "lg.n%d" % i), (when, when))
             ok = self.run_verifier(root, 3)
             self.assertEqual((ok["complete"], ok["points"]), (3, 12))
-            self.assertIsNotNone(ok["done_at"])
+            self.assertAlmostEqual(ok["done_at"], 1_700_000_300.25, places=3)
+            self.assertGreater(ok["seen_at"], ok["done_at"])
             missing = self.run_verifier(root, 4)
             self.assertEqual((missing["complete"], missing["files"], missing["done_at"]), (3, 3, None))
+            self.assertIsNone(missing["seen_at"])
 
     def run_verifier(self, root, metrics):
         out = subprocess.run([sys.executable, os.path.join(LIB, "verify_whisper.py"), root, "{prefix}.n{i}", "lg",

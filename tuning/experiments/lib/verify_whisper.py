@@ -9,10 +9,15 @@ holds every timestamp start, start + interval, ..., start + (points - 1) * inter
 check comes first (is the last timestamp in its slot?): writers write a metric's cached points
 in one call, so the full check runs about once per file.
 
-Between passes it sleeps as long as the pass took (at least 0.2 s), so that it takes at most
-about half of one core from the server it is waiting for; "done_at" is therefore late by up to
-two passes. Prints one JSON line: {"metrics", "complete", "files", "points", "passes",
-"done_at" (epoch seconds, null when the timeout came first)}. Exit status 0 when complete.
+When every metric is complete, "done_at" is the newest modification time of the metrics'
+files: the moment the last of their points was written (the writers' `write` calls set it, on
+both sides; a file written through a shared mapping sets it at the first write to each page after
+writeback instead, so with WRITER_MMAP it may be early by the time between that write and the
+last). "seen_at" is when a pass found everything: late by up to the pass and the pause before it.
+Between passes it sleeps twice as long as the pass took (at least 0.25 s), so that it takes at
+most about a third of one core from the server it is waiting for. Prints one JSON line:
+{"metrics", "complete", "files", "points", "passes", "done_at", "seen_at" (epoch seconds, null
+when the timeout came first)}. Exit status 0 when complete.
 
 Usage: verify_whisper.py DIR TEMPLATE PREFIX METRICS POINTS START INTERVAL TIMEOUT_S"""
 import json
@@ -78,11 +83,17 @@ def count(path, start, points, interval):
         os.close(fd)
 
 
+def last_written(paths):
+    """The newest modification time of `paths`, in epoch seconds."""
+    return max(os.stat(path).st_mtime_ns for path in paths) / 1e9
+
+
 def main(root, template, prefix, metrics, points, start, interval, timeout_s):
-    pending = {i: metric_path(root, metric_name(template, prefix, i)) for i in range(metrics)}
+    paths = [metric_path(root, metric_name(template, prefix, i)) for i in range(metrics)]
+    pending = dict(enumerate(paths))
     deadline = time.time() + timeout_s
     passes = 0
-    done_at = None
+    done_at = seen_at = None
     while True:
         t0 = time.time()
         passes += 1
@@ -91,11 +102,12 @@ def main(root, template, prefix, metrics, points, start, interval, timeout_s):
                 del pending[i]
         now = time.time()
         if not pending:
-            done_at = now
+            seen_at = now
+            done_at = last_written(paths)
             break
         if now >= deadline:
             break
-        time.sleep(min(max(0.2, now - t0), max(0.0, deadline - now)))
+        time.sleep(min(max(0.25, 2 * (now - t0)), max(0.0, deadline - now)))
     files = points_found = 0
     if pending:  # say how far it got, for the raw record
         for path in pending.values():
@@ -106,7 +118,7 @@ def main(root, template, prefix, metrics, points, start, interval, timeout_s):
     files += complete
     points_found += complete * points
     print(json.dumps({"metrics": metrics, "complete": complete, "files": files, "points": points_found,
-                      "passes": passes, "done_at": done_at}))
+                      "passes": passes, "done_at": done_at, "seen_at": seen_at}))
     return 0 if not pending else 1
 
 
