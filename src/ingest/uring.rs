@@ -13,14 +13,14 @@
 //! under a `user_data` of (kind, slot, generation).
 //!
 //! **Buffers.** Ring-mapped provided buffers ([`buf_ring`]): TCP `TCP_BUFS` × `TCP_BUF_BYTES`
-//! (64 × 64 KiB), UDP `UDP_BUFS` × `UDP_BUF_BYTES` (32 × 64 KiB + 64, room for the largest
+//! (32 × 64 KiB), UDP `UDP_BUFS` × `UDP_BUF_BYTES` (32 × 64 KiB + 64, room for the largest
 //! datagram behind the recvmsg header) per thread. A buffer is ours from the CQE that names it
 //! until we give it back, right after its bytes are decoded: exactly once (asserted).
 //!
 //! **Flow control: how back-pressure reaches a sender.** While the sink is paused, TCP
 //! completions are not decoded: their buffers are held, in arrival order per connection, and a
 //! multishot recv that ends is not armed again. The kernel keeps filling buffers until the TCP
-//! group is empty (at most 4 MiB per thread held), then each multishot recv ends with ENOBUFS
+//! group is empty (at most 2 MiB per thread held), then each multishot recv ends with ENOBUFS
 //! and nothing reads the sockets any more: their receive buffers fill, TCP's advertised window
 //! closes, and the senders' writes block. When the pause ends, held buffers are decoded and given
 //! back, and the receives armed again. UDP has its own group and is read regardless (points the
@@ -66,8 +66,10 @@ use super::points::{OnRefused, PointCounters};
 use super::sink::PointSink;
 use crate::statsd::CoreStatsd;
 
-/// TCP buffer group: the most one thread holds undecoded while paused is its whole size.
-const TCP_BUFS: u16 = 64;
+/// TCP buffer group: the most one thread holds undecoded while paused is its whole size. 32
+/// buffers: 64 did not read a closed-loop burst faster (5.0M points/s both, 3 runs each) and
+/// cost 2 MiB more resident memory per thread once the kernel had cycled through them.
+const TCP_BUFS: u16 = 32;
 const TCP_BUF_BYTES: usize = 64 * 1024;
 /// UDP buffer group: each buffer takes one datagram behind the 16-byte recvmsg header.
 const UDP_BUFS: u16 = 32;

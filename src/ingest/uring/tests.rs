@@ -389,7 +389,7 @@ fn while_paused_nothing_is_decoded_and_the_sender_is_pushed_back() {
     wait_until("the connection is accepted", || server.active() == 1);
     let line = b"bp.metric 1 1700000000\n";
     let chunk: Vec<u8> = line.iter().copied().cycle().take(line.len() * 2000).collect();
-    // Write until the socket takes nothing for a while: the held buffers (4 MiB), then the
+    // Write until the socket takes nothing for a while: the held buffers (2 MiB), then the
     // receive and send buffers, are full and the window is closed. (How long "a while" is only
     // decides when to stop writing; nothing below depends on it.)
     stream.set_nonblocking(true).unwrap();
