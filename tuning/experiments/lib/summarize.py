@@ -116,10 +116,12 @@ def ingest(s, runs, p):
     ])
     s.line()
     s.line("Accepted: points / the loadgen's \"accepted after\" (every connection read to the end by the "
-           "server). Durable: points / the time from the loadgen's start until `lib/verify_whisper.py` found "
-           "every point in whisper, reading the files itself (polled: late by up to two passes). Peak RSS: GNU "
-           "time's, which counts the pages of files the server maps (Carbyne's writers map the whisper files "
-           "they keep open, WRITER_MMAP); peak anonymous RSS: RssAnon + RssShmem sampled every 0.1 s, the "
+           "server). Durable: points / the time from the loadgen's start until the last point was written: "
+           "`lib/verify_whisper.py` finds every point in whisper, reading the files itself, then takes the newest "
+           "modification time of the metrics' files (runs whose verifier reported no `seen_at` used the poll "
+           "time, late by up to two passes). Peak RSS: GNU time's, which counts the pages of files the server "
+           "maps (Carbyne's writers map the whisper files they keep open when WRITER_MMAP is on); peak "
+           "anonymous RSS: RssAnon + RssShmem sampled every 0.1 s, the "
            "server's own memory without those page-cache pages (runs before it was sampled show -).")
     s.line()
     s.check("every run accepted in full", all((r.get("loadgen") or {}).get("accepted") for r in runs))
