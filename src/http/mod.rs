@@ -36,7 +36,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use priority::{lower_priority, Lanes, WatchedThreads};
+use priority::{lower_priority, IdlePool, Lanes, WatchedThreads};
 
 pub use auth::Htpasswd;
 pub use backend::DiskBackend;
@@ -153,30 +153,19 @@ impl HttpServer {
             .enable_io()
             .enable_time()
             .build()?;
-        // Adaptive: a pool of SCHED_IDLE threads (its one worker stays idle: only its
-        // blocking threads run work) and the watcher that says when to use it.
-        let (mut lanes, mut idle_runtime) = (Lanes::default(), None);
-        let busy = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        if priority == ThreadPriority::Adaptive {
-            let idle = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .max_blocking_threads(settings.max_requests.max(1))
-                .on_thread_start(|| lower_priority(ThreadPriority::Idle))
-                .thread_name("http-idle")
-                .build()?;
-            lanes = Lanes::adaptive(Arc::clone(&busy), idle.handle().clone());
-            idle_runtime = Some(idle);
-        }
-        let watched = if idle_runtime.is_some() { settings.watched.clone() } else { WatchedThreads::default() };
-        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        // Adaptive: a pool of SCHED_IDLE threads and the watcher that says when to use it.
+        let idle =
+            (priority == ThreadPriority::Adaptive).then(|| IdlePool::start(settings.max_requests)).transpose()?;
+        let lanes = idle.as_ref().map_or_else(Lanes::default, IdlePool::lanes);
+        let watcher = idle.as_ref().and_then(|pool| pool.watcher(settings.watched.clone()));
         let api = Arc::new(Api { backend, limits: settings.limits, auth: settings.auth.clone(), lanes });
         let app = router(api, &settings);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("http-main".into()).spawn(move || {
             lower_priority(priority);
             runtime.block_on(async move {
-                if !watched.is_empty() {
-                    tokio::spawn(priority::watch(watched, cpus, busy));
+                if let Some(watcher) = watcher {
+                    tokio::spawn(watcher);
                 }
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -188,8 +177,8 @@ impl HttpServer {
             });
             // In-flight renders (on workers turned blocking) are not waited for past a second.
             runtime.shutdown_timeout(Duration::from_secs(1));
-            if let Some(idle) = idle_runtime {
-                idle.shutdown_timeout(Duration::from_secs(1));
+            if let Some(idle) = idle {
+                idle.shutdown();
             }
         })?;
         Ok(HttpServer { address, stop: Some(stop), thread: Some(thread) })

@@ -100,6 +100,43 @@ pub(super) async fn watch(threads: WatchedThreads, cpus: usize, busy: Arc<Atomic
     }
 }
 
+/// HTTP_PRIORITY = adaptive's pool of SCHED_IDLE threads (a runtime whose one worker stays
+/// idle: only its blocking threads run work) and the flag its watcher keeps.
+#[derive(Debug)]
+pub(super) struct IdlePool {
+    runtime: tokio::runtime::Runtime,
+    busy: Arc<AtomicBool>,
+}
+
+impl IdlePool {
+    /// Starts the pool: at most `max_threads` threads at once, each lowered to SCHED_IDLE.
+    pub(super) fn start(max_threads: usize) -> std::io::Result<IdlePool> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(max_threads.max(1))
+            .on_thread_start(|| lower_priority(ThreadPriority::Idle))
+            .thread_name("http-idle")
+            .build()?;
+        Ok(IdlePool { runtime, busy: Arc::default() })
+    }
+
+    /// Lanes that send work here while the watcher says busy.
+    pub(super) fn lanes(&self) -> Lanes {
+        Lanes::adaptive(Arc::clone(&self.busy), self.runtime.handle().clone())
+    }
+
+    /// The watcher to spawn on the server's runtime; None when nothing is watched.
+    pub(super) fn watcher(&self, threads: WatchedThreads) -> Option<impl std::future::Future<Output = ()>> {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        (!threads.is_empty()).then(|| watch(threads, cpus, Arc::clone(&self.busy)))
+    }
+
+    /// Stops the pool, waiting at most a second for work in flight.
+    pub(super) fn shutdown(self) {
+        self.runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
 /// Where a request's work runs.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Lanes {
@@ -244,14 +281,10 @@ mod tests {
 
     #[test]
     fn adaptive_lanes_use_the_idle_pool_only_while_busy() {
-        let pool = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .on_thread_start(|| lower_priority(ThreadPriority::Idle))
-            .build()
-            .unwrap();
+        let pool = IdlePool::start(2).unwrap();
         let server = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
-        let busy = Arc::new(AtomicBool::new(false));
-        let lanes = Lanes::adaptive(Arc::clone(&busy), pool.handle().clone());
+        let busy = Arc::clone(&pool.busy);
+        let lanes = pool.lanes();
         let here = std::thread::current().id();
         let ask =
             |lanes: Lanes| server.block_on(async move { lanes.run(|| (policy(), std::thread::current().id())).await });
@@ -266,5 +299,14 @@ mod tests {
         let panicked = server.block_on(async move { lanes.run(|| panic!("a bug in a handler")).await });
         assert!(panicked.is_err(), "a panic on the pool is an error, not a crash");
         busy.store(false, Ordering::Relaxed);
+        pool.shutdown();
+    }
+
+    #[test]
+    fn an_idle_pool_watches_only_when_there_is_something_to_watch() {
+        let pool = IdlePool::start(1).unwrap();
+        assert!(pool.watcher(WatchedThreads::default()).is_none());
+        assert!(pool.watcher(WatchedThreads { clocks: vec![current().clocks[0]] }).is_some());
+        pool.shutdown();
     }
 }
