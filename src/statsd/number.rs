@@ -17,7 +17,13 @@ pub fn is_js_space(c: char) -> bool {
 
 /// `String.prototype.trim()`.
 pub fn js_trim(s: &str) -> &str {
-    s.trim_matches(is_js_space)
+    // Every JS space is a control byte, a space or starts with a byte above ASCII: a string that
+    // begins and ends with a printable ASCII byte has nothing to trim.
+    match s.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => s,
+        [only] if only.is_ascii_graphic() => s,
+        _ => s.trim_matches(is_js_space),
+    }
 }
 
 /// `Number(s)` for a string: NaN when it is not a numeric literal. An empty (or all-space)
@@ -28,6 +34,9 @@ pub fn js_number(s: &str) -> f64 {
         return 0.0;
     }
     let b = t.as_bytes();
+    if let Some(v) = short_decimal(b) {
+        return v;
+    }
     if b.len() > 2 && b[0] == b'0' {
         let radix = match b[1] {
             b'x' | b'X' => Some(16),
@@ -52,6 +61,39 @@ pub fn js_number(s: &str) -> f64 {
     }
     // The grammar is checked: Rust's parser is correctly rounded, as ECMAScript requires.
     body.parse::<f64>().map_or(f64::NAN, |v| sign * v)
+}
+
+/// Digits with an optional sign and decimal point, 15 digits at most (`12`, `-0.25`, `5.`,
+/// `.5`), else None. Exact: the digits as an integer are below 10^15 < 2^53 and the power of ten
+/// at most 10^15, both doubles without rounding, so their quotient is the correctly rounded
+/// value (Clinger's fast path), as `Number()` requires.
+pub(crate) fn short_decimal(b: &[u8]) -> Option<f64> {
+    const MAX_DIGITS: usize = 15;
+    const POW10: [f64; MAX_DIGITS + 1] =
+        [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+    let (negative, body) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0;
+    let mut point = None;
+    for &c in body {
+        match c {
+            b'0'..=b'9' if digits < MAX_DIGITS => {
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                digits += 1;
+            }
+            b'.' if point.is_none() => point = Some(digits),
+            _ => return None,
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let v = mantissa as f64 / POW10[digits - point.unwrap_or(digits)];
+    Some(if negative { -v } else { v })
 }
 
 /// etsy's `isNumber`: a non-empty string that `Number()` does not make NaN.
@@ -192,6 +234,26 @@ mod tests {
         }
         assert!(!is_number(""));
         assert!(is_number("  "), "etsy takes an all-space value for 0");
+    }
+
+    #[test]
+    fn short_decimals_are_correctly_rounded() {
+        // Up to 15 digits the fast path answers; past it the general parser does: both must be
+        // the correctly rounded double (what Rust's parser gives).
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 17 + 1) as usize;
+            let text = format!("{:0>width$}", x % 10u64.pow(digits.min(19) as u32), width = digits);
+            let point = (x >> 20) as usize % (digits + 1);
+            let sign = ["", "-", "+"][(x >> 40) as usize % 3];
+            let s = format!("{sign}{}.{}", &text[..point], &text[point..]);
+            let want: f64 = s.parse().unwrap();
+            assert_eq!(js_number(&s).to_bits(), want.to_bits(), "Number({s:?})");
+            assert_eq!(short_decimal(s.as_bytes()).is_some(), digits <= 15, "{s:?}");
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@
 use hashbrown::DefaultHashBuilder;
 use indexmap::{IndexMap, IndexSet};
 
-use super::parse::{parse_line, Sample};
+use super::parse::{parse_line, parse_plain, Sample};
 
 /// An insertion-ordered map with a fast hash (key order shows in the admin dumps).
 pub(crate) type Map<V> = IndexMap<Box<str>, V, DefaultHashBuilder>;
@@ -121,22 +121,40 @@ impl Partial {
     pub fn datagram(&mut self, bytes: &[u8], now_s: i64) {
         self.packets += 1;
         self.last_msg_seen = now_s;
-        for line in bytes.split(|b| *b == b'\n') {
-            self.line(line);
+        // etsy decodes the packet as UTF-8 with replacement characters. A line boundary is never
+        // inside a character, so a valid packet is valid line by line, and an invalid one can be
+        // decoded line by line.
+        let text = std::str::from_utf8(bytes).ok();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())) {
+            match text {
+                Some(text) => self.text_line(&text[start..end]),
+                None => self.line(&bytes[start..end]),
+            }
+            start = end + 1;
         }
     }
 
     /// One line (no `\n`); empty lines are not counted, as in etsy.
     pub fn line(&mut self, line: &[u8]) {
-        if line.is_empty() {
+        match std::str::from_utf8(line) {
+            Ok(text) => self.text_line(text),
+            Err(_) => self.text_line(&String::from_utf8_lossy(line)),
+        }
+    }
+
+    fn text_line(&mut self, text: &str) {
+        if text.is_empty() {
             return;
         }
         self.lines += 1;
-        // etsy decodes the packet as UTF-8 with replacement characters; a line boundary is never
-        // inside a character, so decoding line by line is the same.
-        let text = String::from_utf8_lossy(line);
+        // A key the fast path takes is one keyNameSanitize keeps, so `sanitize` does not matter.
+        if let Some((key, sample)) = parse_plain(text) {
+            self.add(key, sample);
+            return;
+        }
         let mut key = std::mem::take(&mut self.key);
-        let bad = parse_line(&text, self.sanitize, &mut key, |k, sample| self.add(k, sample));
+        let bad = parse_line(text, self.sanitize, &mut key, |k, sample| self.add(k, sample));
         self.key = key;
         self.bad_lines += u64::from(bad);
     }
