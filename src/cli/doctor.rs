@@ -862,7 +862,7 @@ mod tests {
         fn tuned() -> FakeHost {
             let mut host = FakeHost { files: HashMap::new(), uring: Ok(()), disk: Some(disk(200 << 30, 400 << 30)) };
             for (name, value) in [
-                ("net.core.rmem_max", 33_554_432),
+                ("net.core.rmem_max", 134_217_728),
                 ("net.core.somaxconn", 4096),
                 ("net.ipv4.tcp_max_syn_backlog", 4096),
                 ("net.ipv4.tcp_syncookies", 1),
@@ -969,7 +969,7 @@ mod tests {
     fn needs_follow_the_configuration() {
         let n = needs();
         assert_eq!((n.n_ingest, n.n_writers), (4, 2));
-        assert_eq!(n.udp_buffer_bytes, Some(32 << 20), "statsd is on by default");
+        assert_eq!(n.udp_buffer_bytes, Some(128 << 20), "statsd is on by default");
         assert_eq!(n.writer_open_files, 1024);
         // Embedded schemas: 10s:6h,1m:7d,10m:5y = 2160 + 10080 + 262800 points in 3 archives.
         assert_eq!(n.largest_file.0, 16 + 3 * 12 + (2160 + 10080 + 262_800) * 12);
@@ -1045,9 +1045,9 @@ mod tests {
             &f,
             Verdict::Warn,
             &[
-                "212992 (208 KiB) < UDP_RECEIVE_BUFFER 33554432 (32 MiB)",
+                "212992 (208 KiB) < UDP_RECEIVE_BUFFER 134217728 (128 MiB)",
                 "udpKernelDrops",
-                "net.core.rmem_max = 33554432",
+                "net.core.rmem_max = 134217728",
             ],
         );
         let mut n = needs();

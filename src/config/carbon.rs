@@ -612,7 +612,10 @@ pub struct Tuning {
     /// (they are page cache either way).
     pub writer_mmap: bool,
     /// UDP_RECEIVE_BUFFER: bytes of socket receive buffer asked for per UDP socket (default
-    /// 32 MiB; the kernel grants at most net.core.rmem_max). Bigger buffers ride out bursts.
+    /// 128 MiB; the kernel grants at most net.core.rmem_max without CAP_NET_ADMIN). Bigger
+    /// buffers ride out bursts: a statsd sender flat out at 20 lines per datagram queued up to
+    /// 100 MB of buffer in 10 s on a 2-core machine (BENCHMARKS.md). Kernel memory, taken only
+    /// while the ingest thread is behind.
     pub udp_receive_buffer: usize,
     /// MAX_LINE_LENGTH: longest plaintext line accepted (default 16384, as Twisted's line
     /// receiver); longer lines are counted and skipped.
@@ -631,7 +634,7 @@ impl Default for Tuning {
             cache_queue_depth: 16,
             writer_open_files: 1024,
             writer_mmap: false,
-            udp_receive_buffer: 32 << 20,
+            udp_receive_buffer: 128 << 20,
             max_line_length: 16 * 1024,
             io_backend: IoBackend::Auto,
         }

@@ -134,7 +134,7 @@ fn every_default_is_carbons_code_default() {
         ("CACHE_QUEUE_DEPTH", "16"),
         ("WRITER_OPEN_FILES", "1024"),
         ("WRITER_MMAP", "False"),
-        ("UDP_RECEIVE_BUFFER", "33554432"),
+        ("UDP_RECEIVE_BUFFER", "134217728"),
         ("MAX_LINE_LENGTH", "16384"),
         ("IO_BACKEND", "auto"),
         ("ENABLE_STATSD", "True"),
