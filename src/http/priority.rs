@@ -66,7 +66,9 @@ impl WatchedThreads {
     }
 
     /// CPU time the watched threads used so far, together. A thread that has ended counts 0
-    /// from then on (its clock is gone), so callers take differences with saturation.
+    /// from then on (its clock is gone), so callers take differences with saturation; once the
+    /// kernel gives its thread id to a new thread, the clock reads that thread's time instead
+    /// (the watched threads live as long as the server, so this only matters in tests).
     pub fn cpu_time(&self) -> Duration {
         let mut total = Duration::ZERO;
         for &clock in &self.clocks {
@@ -240,7 +242,15 @@ mod tests {
         assert!(used >= Duration::from_millis(60), "the spinner's clock read from here: {used:?}");
         end.send(()).unwrap();
         spinner.join().unwrap();
-        assert_eq!(watched.cpu_time(), Duration::ZERO, "an ended thread's clock is gone");
+        // The ended spinner's thread id may already belong to another test's thread: a clock no
+        // thread can have stands for it (the kernel's encoding of a thread's CPU clock, as
+        // glibc's pthread_getcpuclockid builds it, for an id above the kernel's PID_MAX_LIMIT).
+        let no_thread: libc::clockid_t = (!(1 << 23) << 3) | 6;
+        assert_eq!(
+            WatchedThreads { clocks: vec![no_thread] }.cpu_time(),
+            Duration::ZERO,
+            "a clock that is gone reads 0"
+        );
         assert_eq!(WatchedThreads::default().cpu_time(), Duration::ZERO);
     }
 
