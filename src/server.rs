@@ -632,12 +632,8 @@ impl SelfMetrics {
             index,
         } = self;
         let mut drops = [
-            (registry.id(names::UDP_KERNEL_DROPS), ingest::udp_kernel_drops(&udp_sockets), udp_sockets),
-            (
-                registry.id(names::STATSD_UDP_KERNEL_DROPS),
-                ingest::udp_kernel_drops(&statsd_udp_sockets),
-                statsd_udp_sockets,
-            ),
+            (registry.id(names::UDP_KERNEL_DROPS), ingest::KernelDrops::new(udp_sockets)),
+            (registry.id(names::STATSD_UDP_KERNEL_DROPS), ingest::KernelDrops::new(statsd_udp_sockets)),
         ];
         let mut reporter = Reporter::new(prefix, &registry);
         let mut sink = CacheSink::new(producer);
@@ -656,10 +652,8 @@ impl SelfMetrics {
             }
             next = Instant::now() + interval;
             last_ts = now;
-            for (id, seen, sockets) in &mut drops {
-                let now_dropped = ingest::udp_kernel_drops(sockets);
-                counters.thread.add(*id, now_dropped.saturating_sub(*seen));
-                *seen = now_dropped;
+            for (id, drops) in &mut drops {
+                counters.thread.add(*id, drops.take_new());
             }
             let (points, metrics) = cache_sizes(&queries);
             let index_stats = index.stats();

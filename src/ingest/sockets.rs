@@ -7,7 +7,6 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
-use std::os::unix::fs::MetadataExt;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -78,38 +77,55 @@ pub fn bind_udp_group(addr: SocketAddr, n: usize, rcvbuf_bytes: usize) -> io::Re
     Ok((all, granted))
 }
 
-/// Datagrams the kernel dropped on these UDP sockets because their receive buffers were full:
-/// the `drops` column of /proc/net/udp and /proc/net/udp6 for the sockets' inodes. (The same
-/// count SO_RXQ_OVFL would deliver per datagram, read once per reporting interval instead.)
-pub fn udp_kernel_drops(sockets: &[UdpSocket]) -> u64 {
-    let inodes: Vec<u64> = sockets
-        .iter()
-        .filter_map(|s| {
-            use std::os::fd::AsFd;
-            let fd = s.as_fd().try_clone_to_owned().ok()?;
-            std::fs::File::from(fd).metadata().ok().map(|m| m.ino())
-        })
-        .collect();
-    ["/proc/net/udp", "/proc/net/udp6"]
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .map(|table| drops_for_inodes(&table, &inodes))
-        .sum()
+/// Datagrams the kernel dropped on these UDP sockets because their receive buffers were full,
+/// read from each socket (its `SK_MEMINFO_DROPS` counter through `getsockopt(SO_MEMINFO)`: the
+/// count SO_RXQ_OVFL delivers, which arrives only with a later datagram, so a burst's last drops
+/// would wait for the next packet) once per reporting interval. The kernel keeps each count in
+/// 32 bits; [`KernelDrops`] takes differences that survive the wrap.
+pub fn udp_kernel_drops(sockets: &[UdpSocket]) -> Vec<u32> {
+    sockets.iter().map(socket_drops).collect()
 }
 
-/// Sums the `drops` column (the last) of the rows of a /proc/net/udp table whose `inode`
-/// column (the tenth) is one of `inodes`.
-fn drops_for_inodes(table: &str, inodes: &[u64]) -> u64 {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_ascii_whitespace().collect();
-            let inode: u64 = fields.get(9)?.parse().ok()?;
-            let drops: u64 = fields.last()?.parse().ok()?;
-            inodes.contains(&inode).then_some(drops)
-        })
-        .sum()
+/// One socket's drop counter; 0 when the kernel cannot say (before 4.6, SO_MEMINFO is missing).
+fn socket_drops(socket: &UdpSocket) -> u32 {
+    use std::os::fd::AsRawFd;
+    // The kernel's SK_MEMINFO_VARS: nine counters up to and including DROPS (newer kernels may
+    // have more; getsockopt writes no more than asked).
+    let mut info = [0u32; libc::SK_MEMINFO_DROPS as usize + 1];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, a valid local of that size, and
+    // stores the length it wrote in `len`; the descriptor is open for the borrow of `socket`.
+    let rc = unsafe {
+        libc::getsockopt(socket.as_raw_fd(), libc::SOL_SOCKET, libc::SO_MEMINFO, info.as_mut_ptr().cast(), &mut len)
+    };
+    let wrote_drops = len as usize >= (libc::SK_MEMINFO_DROPS as usize + 1) * std::mem::size_of::<u32>();
+    if rc == 0 && wrote_drops {
+        info[libc::SK_MEMINFO_DROPS as usize]
+    } else {
+        0
+    }
+}
+
+/// The drops of a group of UDP sockets since the last look.
+#[derive(Debug)]
+pub struct KernelDrops {
+    sockets: Vec<UdpSocket>,
+    seen: Vec<u32>,
+}
+
+impl KernelDrops {
+    pub fn new(sockets: Vec<UdpSocket>) -> KernelDrops {
+        let seen = udp_kernel_drops(&sockets);
+        KernelDrops { sockets, seen }
+    }
+
+    /// Datagrams dropped since the previous call (or since `new`).
+    pub fn take_new(&mut self) -> u64 {
+        let now = udp_kernel_drops(&self.sockets);
+        let new = now.iter().zip(&self.seen).map(|(now, seen)| u64::from(now.wrapping_sub(*seen))).sum();
+        self.seen = now;
+        new
+    }
 }
 
 #[cfg(test)]
@@ -124,16 +140,38 @@ mod tests {
         let (udp, granted) = bind_udp_group(resolve("localhost", 0).unwrap(), 2, 1 << 20).unwrap();
         assert!(granted > 0);
         assert_eq!(udp[0].local_addr().unwrap().port(), udp[1].local_addr().unwrap().port());
-        assert_eq!(udp_kernel_drops(&udp), 0);
+        assert_eq!(udp_kernel_drops(&udp), [0, 0]);
     }
 
     #[test]
-    fn parses_the_drops_column() {
-        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
-            1: 00000000:07D3 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 17\n\
-            2: 00000000:1FBD 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 999 2 0000000000000000 5\n";
-        assert_eq!(drops_for_inodes(table, &[4242]), 17);
-        assert_eq!(drops_for_inodes(table, &[4242, 999]), 22);
-        assert_eq!(drops_for_inodes(table, &[1]), 0);
+    fn drops_are_read_from_the_socket() {
+        // A small buffer nobody reads: what does not fit is dropped, and every datagram sent is
+        // either still queued or counted.
+        let (mut group, _) = bind_udp_group(resolve("127.0.0.1", 0).unwrap(), 1, 4096).unwrap();
+        let socket = group.remove(0);
+        let target = socket.local_addr().unwrap();
+        let mut drops = KernelDrops::new(vec![socket.try_clone().unwrap()]);
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        const SENT: u64 = 2000;
+        for _ in 0..SENT {
+            sender.send_to(&[b'x'; 512], target).unwrap();
+        }
+        socket.set_nonblocking(true).unwrap();
+        let mut queued = 0;
+        let mut buf = [0u8; 1024];
+        while socket.recv(&mut buf).is_ok() {
+            queued += 1;
+        }
+        let dropped = drops.take_new();
+        assert!(dropped > 0, "a 4 KiB buffer cannot hold {SENT} datagrams");
+        assert_eq!(queued + dropped, SENT);
+        assert_eq!(drops.take_new(), 0, "counted once");
+    }
+
+    #[test]
+    fn drop_counts_survive_the_kernel_counter_wrapping() {
+        let (sockets, _) = bind_udp_group(resolve("127.0.0.1", 0).unwrap(), 1, 4096).unwrap();
+        let mut drops = KernelDrops { sockets, seen: vec![u32::MAX - 2] };
+        assert_eq!(drops.take_new(), 3, "from u32::MAX - 2 to 0 is 3 drops");
     }
 }
