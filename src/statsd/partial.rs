@@ -26,6 +26,11 @@ use super::parse::{parse_line, parse_plain, Sample};
 
 /// An insertion-ordered map with a fast hash (key order shows in the admin dumps).
 pub(crate) type Map<V> = IndexMap<Box<str>, V, DefaultHashBuilder>;
+/// A partial's key: up to 24 bytes held in the map's entry itself (statsd keys mostly are), so
+/// that a lookup's key compare does not follow a pointer.
+pub(crate) type Key = compact_str::CompactString;
+/// A partial's map: [`Map`] with inline keys.
+pub(crate) type PartialMap<V> = IndexMap<Key, V, DefaultHashBuilder>;
 /// The members of one set.
 pub(crate) type Members = IndexSet<Box<str>, DefaultHashBuilder>;
 
@@ -82,10 +87,10 @@ impl Budget {
 /// One ingest thread's aggregates since its last hand-over.
 #[derive(Debug)]
 pub struct Partial {
-    pub(crate) counters: Map<f64>,
-    pub(crate) timers: Map<TimerPartial>,
-    pub(crate) gauges: Map<GaugePartial>,
-    pub(crate) sets: Map<Members>,
+    pub(crate) counters: PartialMap<f64>,
+    pub(crate) timers: PartialMap<TimerPartial>,
+    pub(crate) gauges: PartialMap<GaugePartial>,
+    pub(crate) sets: PartialMap<Members>,
     /// Datagrams (or TCP reads with whole lines) received.
     pub packets: u64,
     /// Non-empty lines received (etsy's metrics_received).
@@ -103,10 +108,10 @@ impl Partial {
     /// An empty partial holding at most `max_held` entries; `sanitize` is keyNameSanitize.
     pub fn new(max_held: usize, sanitize: bool) -> Partial {
         Partial {
-            counters: Map::default(),
-            timers: Map::default(),
-            gauges: Map::default(),
-            sets: Map::default(),
+            counters: PartialMap::default(),
+            timers: PartialMap::default(),
+            gauges: PartialMap::default(),
+            sets: PartialMap::default(),
             packets: 0,
             lines: 0,
             bad_lines: 0,

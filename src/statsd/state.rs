@@ -178,12 +178,12 @@ impl State {
         for p in partials.iter_mut() {
             for (key, g) in p.gauges.drain(..) {
                 if let GaugePartial::Deltas(ds) = g {
-                    let mut v = self.gauges.get(&key).copied();
+                    let mut v = self.gauges.get(key.as_str()).copied();
                     for d in ds {
                         v = Some(apply_delta(v, d));
                     }
                     if let Some(v) = v {
-                        self.gauges.insert(key, v);
+                        self.gauges.insert(key.as_str().into(), v);
                     }
                 }
             }
@@ -209,10 +209,11 @@ impl State {
         self.samples_dropped += p.dropped();
         self.last_msg_seen = self.last_msg_seen.max(p.last_msg_seen);
         for (key, add) in p.counters.drain(..) {
-            let c = self.counters.entry(key).or_insert(0.0);
+            let c = self.counters.entry(key.as_str().into()).or_insert(0.0);
             *c = if *c == 0.0 || c.is_nan() { 0.0 } else { *c } + add;
         }
         for (key, t) in p.timers.drain(..) {
+            let key: Box<str> = key.as_str().into();
             if !self.timers.contains_key(&key) {
                 self.timers.insert(key.clone(), Vec::new());
                 self.timer_counters.insert(key.clone(), 0.0);
@@ -224,14 +225,14 @@ impl State {
         }
         for (key, g) in p.gauges.iter() {
             if self.opts.delete_gauges {
-                self.gauges_ttl.insert(key.clone(), self.opts.gauges_max_ttl);
+                self.gauges_ttl.insert(key.as_str().into(), self.opts.gauges_max_ttl);
             }
             if let GaugePartial::Absolute(v) = g {
-                self.gauges.insert(key.clone(), *v);
+                self.gauges.insert(key.as_str().into(), *v);
             }
         }
         for (key, members) in p.sets.drain(..) {
-            self.sets.entry(key).or_default().extend(members);
+            self.sets.entry(key.as_str().into()).or_default().extend(members);
         }
     }
 
