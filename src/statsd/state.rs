@@ -183,7 +183,7 @@ impl State {
                         v = Some(apply_delta(v, d));
                     }
                     if let Some(v) = v {
-                        self.gauges.insert(key.as_str().into(), v);
+                        *slot(&mut self.gauges, &key) = v;
                     }
                 }
             }
@@ -209,30 +209,23 @@ impl State {
         self.samples_dropped += p.dropped();
         self.last_msg_seen = self.last_msg_seen.max(p.last_msg_seen);
         for (key, add) in p.counters.drain(..) {
-            let c = self.counters.entry(key.as_str().into()).or_insert(0.0);
+            let c = slot(&mut self.counters, &key);
             *c = if *c == 0.0 || c.is_nan() { 0.0 } else { *c } + add;
         }
         for (key, t) in p.timers.drain(..) {
-            let key: Box<str> = key.as_str().into();
-            if !self.timers.contains_key(&key) {
-                self.timers.insert(key.clone(), Vec::new());
-                self.timer_counters.insert(key.clone(), 0.0);
-            }
-            if let Some(samples) = self.timers.get_mut(&key) {
-                samples.extend_from_slice(&t.samples);
-            }
-            *self.timer_counters.entry(key).or_insert(0.0) += t.count;
+            slot(&mut self.timers, &key).extend_from_slice(&t.samples);
+            *slot(&mut self.timer_counters, &key) += t.count;
         }
         for (key, g) in p.gauges.iter() {
             if self.opts.delete_gauges {
-                self.gauges_ttl.insert(key.as_str().into(), self.opts.gauges_max_ttl);
+                *slot(&mut self.gauges_ttl, key) = self.opts.gauges_max_ttl;
             }
             if let GaugePartial::Absolute(v) = g {
-                self.gauges.insert(key.as_str().into(), *v);
+                *slot(&mut self.gauges, key) = *v;
             }
         }
         for (key, members) in p.sets.drain(..) {
-            self.sets.entry(key.as_str().into()).or_default().extend(members);
+            slot(&mut self.sets, &key).extend(members);
         }
     }
 
@@ -423,6 +416,15 @@ impl State {
 
 /// A timer's computed fields: (field name, value).
 type TimerFields = Vec<(String, f64)>;
+
+/// `map[key]`, inserted as `V::default()` at the end if missing (the key is copied only then).
+fn slot<'m, V: Default>(map: &'m mut Map<V>, key: &str) -> &'m mut V {
+    let index = match map.get_index_of(key) {
+        Some(index) => index,
+        None => map.insert_full(key.into(), V::default()).0,
+    };
+    &mut map[index]
+}
 
 /// etsy's `process_metrics` for one timer: its fields in etsy's order (`histogram.bin_X` for
 /// bins), filtered by calculatedTimerMetrics. Sorts `samples`.
