@@ -227,12 +227,7 @@ fn parse_part(part: &str) -> Option<Sample<'_>> {
     }
     let inverse_rate = 1.0 / rate.unwrap_or(1.0);
     // Validation looked at the type as written, dispatch looks at it trimmed.
-    let trimmed = match kind {
-        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => kind,
-        [only] if only.is_ascii_graphic() => kind,
-        _ => js_trim(kind_text).as_bytes(),
-    };
-    Some(match trimmed {
+    Some(match js_trim(kind_text).as_bytes() {
         b"ms" => Sample::Timer { value: number, count: inverse_rate },
         b"g" => Sample::Gauge { value: number, delta: value.starts_with(['+', '-']) },
         b"s" => Sample::Set(if value.is_empty() { "0" } else { value }),
