@@ -239,8 +239,9 @@ const POW10: [f64; 23] = [
 /// Clinger's fast path: `[+-]?digits[.digits]` with at most 19 digits whose integer value fits
 /// in 53 bits and at most 22 fraction digits. The mantissa and the power of ten are exact, so
 /// one IEEE division is correctly rounded: the same bits as any correct parser. `None` means
-/// "not handled here", not "invalid".
-fn parse_decimal_fast(field: &[u8]) -> Option<f64> {
+/// "not handled here", not "invalid". Python's `float()` and JavaScript's `Number()` agree on
+/// every string this takes (statsd's parser uses it too).
+pub fn parse_decimal_fast(field: &[u8]) -> Option<f64> {
     let (negative, digits) = match field.split_first()? {
         (b'-', rest) => (true, rest),
         (b'+', rest) => (false, rest),

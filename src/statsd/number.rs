@@ -6,6 +6,8 @@
 //! `" 12 "`, `"0x1f"`, `"1e3"`, `"Infinity"` and `"   "` (zero!) are numbers to etsy; `"inf"`,
 //! `"1_0"` and `"+0x1"` are not.
 
+use crate::protocol::plaintext::parse_decimal_fast;
+
 /// ECMAScript's white space and line terminators, which `Number()` and `trim()` strip.
 pub fn is_js_space(c: char) -> bool {
     matches!(
@@ -34,7 +36,7 @@ pub fn js_number(s: &str) -> f64 {
         return 0.0;
     }
     let b = t.as_bytes();
-    if let Some(v) = short_decimal(b) {
+    if let Some(v) = parse_decimal_fast(b) {
         return v;
     }
     if b.len() > 2 && b[0] == b'0' {
@@ -61,39 +63,6 @@ pub fn js_number(s: &str) -> f64 {
     }
     // The grammar is checked: Rust's parser is correctly rounded, as ECMAScript requires.
     body.parse::<f64>().map_or(f64::NAN, |v| sign * v)
-}
-
-/// Digits with an optional sign and decimal point, 15 digits at most (`12`, `-0.25`, `5.`,
-/// `.5`), else None. Exact: the digits as an integer are below 10^15 < 2^53 and the power of ten
-/// at most 10^15, both doubles without rounding, so their quotient is the correctly rounded
-/// value (Clinger's fast path), as `Number()` requires.
-pub(crate) fn short_decimal(b: &[u8]) -> Option<f64> {
-    const MAX_DIGITS: usize = 15;
-    const POW10: [f64; MAX_DIGITS + 1] =
-        [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
-    let (negative, body) = match b.first()? {
-        b'-' => (true, &b[1..]),
-        b'+' => (false, &b[1..]),
-        _ => (false, b),
-    };
-    let mut mantissa: u64 = 0;
-    let mut digits = 0;
-    let mut point = None;
-    for &c in body {
-        match c {
-            b'0'..=b'9' if digits < MAX_DIGITS => {
-                mantissa = mantissa * 10 + u64::from(c - b'0');
-                digits += 1;
-            }
-            b'.' if point.is_none() => point = Some(digits),
-            _ => return None,
-        }
-    }
-    if digits == 0 {
-        return None;
-    }
-    let v = mantissa as f64 / POW10[digits - point.unwrap_or(digits)];
-    Some(if negative { -v } else { v })
 }
 
 /// etsy's `isNumber`: a non-empty string that `Number()` does not make NaN.
@@ -237,9 +206,9 @@ mod tests {
     }
 
     #[test]
-    fn short_decimals_are_correctly_rounded() {
-        // Up to 15 digits the fast path answers; past it the general parser does: both must be
-        // the correctly rounded double (what Rust's parser gives).
+    fn fast_decimals_are_correctly_rounded() {
+        // Up to 15 digits the fast path answers (and up to 2^53 beyond); past it the general
+        // parser does: both must be the correctly rounded double (what Rust's parser gives).
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for _ in 0..20_000 {
             x ^= x << 13;
@@ -252,7 +221,9 @@ mod tests {
             let s = format!("{sign}{}.{}", &text[..point], &text[point..]);
             let want: f64 = s.parse().unwrap();
             assert_eq!(js_number(&s).to_bits(), want.to_bits(), "Number({s:?})");
-            assert_eq!(short_decimal(s.as_bytes()).is_some(), digits <= 15, "{s:?}");
+            if digits <= 15 {
+                assert!(parse_decimal_fast(s.as_bytes()).is_some(), "{s:?} takes the fast path");
+            }
         }
     }
 

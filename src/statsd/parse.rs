@@ -13,7 +13,8 @@
 //! - tags: the first `;` of each becomes `_`, its first `:` becomes `=`, and they are appended to
 //!   the key before sanitising.
 
-use super::number::{is_js_space, is_number, js_number, js_trim, short_decimal};
+use super::number::{is_js_space, is_number, js_number, js_trim};
+use crate::protocol::plaintext::parse_decimal_fast;
 
 /// What one `value|type` part adds to the aggregates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,8 +74,8 @@ pub fn parse_line<'l>(
 
 /// The line almost every client sends, in one pass: `key:value|type` or `key:value|type|@rate`
 /// with a key that keyNameSanitize leaves alone, a type of exactly `c`, `ms`, `g` or `s`, a rate
-/// of digits and `.`, and a value of at most 15 digits with an optional sign and point (any
-/// member for a set). Gives the key and its sample, exactly what [`parse_line`] gives for such a
+/// of digits and `.`, and a value the plaintext parser's exact decimal fast path takes (digits
+/// with an optional sign and point, within 2^53; any member for a set). Gives the key and its sample, exactly what [`parse_line`] gives for such a
 /// line (tested against it); None for every other line, which `parse_line` then reads.
 pub fn parse_plain(line: &str) -> Option<(&str, Sample<'_>)> {
     enum Kind {
@@ -105,16 +106,20 @@ pub fn parse_plain(line: &str) -> Option<(&str, Sample<'_>)> {
     };
     let inverse_rate = match after {
         [] => 1.0,
-        [b'|', b'@', rate @ ..] if rate.iter().all(|c| c.is_ascii_digit() || *c == b'.') => 1.0 / short_decimal(rate)?,
+        [b'|', b'@', rate @ ..] if rate.iter().all(|c| c.is_ascii_digit() || *c == b'.') => {
+            1.0 / parse_decimal_fast(rate)?
+        }
         _ => return None,
     };
     let value = &line[value_start..value_end];
     let sample = match kind {
         Kind::Set => Sample::Set(value),
-        Kind::Counter => Sample::Counter(short_decimal(value.as_bytes())? * inverse_rate),
-        Kind::Gauge => Sample::Gauge { value: short_decimal(value.as_bytes())?, delta: value.starts_with(['+', '-']) },
+        Kind::Counter => Sample::Counter(parse_decimal_fast(value.as_bytes())? * inverse_rate),
+        Kind::Gauge => {
+            Sample::Gauge { value: parse_decimal_fast(value.as_bytes())?, delta: value.starts_with(['+', '-']) }
+        }
         Kind::Timer => {
-            let value = short_decimal(value.as_bytes())?;
+            let value = parse_decimal_fast(value.as_bytes())?;
             if value < 0.0 {
                 return None;
             }
