@@ -21,7 +21,5 @@ pub use event_loop::{run, Listeners, Shared};
 pub use filter::{FilterHandle, MetricFilter, SharedFilter, Verdict};
 pub use points::{normalize_timestamp, offer, receiver_counters, OnRefused, PointCounters};
 pub use sink::{CacheSink, PointSink, Refused, VecSink};
-pub use sockets::{
-    bind_tcp, bind_tcp_group, bind_udp, bind_udp_group, resolve, udp_kernel_drops, KernelDrops, LISTEN_BACKLOG,
-};
+pub use sockets::{bind_tcp, bind_tcp_group, bind_udp, bind_udp_group, resolve, KernelDrops, LISTEN_BACKLOG};
 pub use uring::{probe, run_uring, Unavailable, RING_BUF_GROUPS, RING_CQ_ENTRIES, RING_SQ_ENTRIES};

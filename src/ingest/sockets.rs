@@ -82,7 +82,7 @@ pub fn bind_udp_group(addr: SocketAddr, n: usize, rcvbuf_bytes: usize) -> io::Re
 /// count SO_RXQ_OVFL delivers, which arrives only with a later datagram, so a burst's last drops
 /// would wait for the next packet) once per reporting interval. The kernel keeps each count in
 /// 32 bits; [`KernelDrops`] takes differences that survive the wrap.
-pub fn udp_kernel_drops(sockets: &[UdpSocket]) -> Vec<u32> {
+fn udp_kernel_drops(sockets: &[UdpSocket]) -> Vec<u32> {
     sockets.iter().map(socket_drops).collect()
 }
 
