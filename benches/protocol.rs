@@ -135,6 +135,25 @@ fn bench_value(c: &mut Criterion) {
         b.iter(|| black_box(&values).iter().map(|v| v.parse::<f64>().unwrap_or(0.0)).sum::<f64>())
     });
     group.finish();
+
+    // Shortest round-trip renderings of random doubles (16 to 17 significant digits, as the
+    // load generator's random values and many collectors' ratios): too long for the fast path.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let long: Vec<String> = (0..LINES_PER_BATCH)
+        .map(|_| {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64 * 1000.0).to_string()
+        })
+        .collect();
+    let mut group = c.benchmark_group("value_long/lines");
+    group.throughput(Throughput::Elements(long.len() as u64));
+    group.bench_function("parse_float", |b| {
+        b.iter(|| black_box(&long).iter().map(|v| parse_float(v.as_bytes()).unwrap_or(0.0)).sum::<f64>())
+    });
+    group.bench_function("f64_from_str", |b| {
+        b.iter(|| black_box(&long).iter().map(|v| v.parse::<f64>().unwrap_or(0.0)).sum::<f64>())
+    });
+    group.finish();
 }
 
 criterion_group! {

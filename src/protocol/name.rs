@@ -197,10 +197,12 @@ pub fn validate(name: &[u8]) -> Result<MetricName<'_>, NameReject> {
     if name.len() > MAX_NAME_BYTES {
         return Err(NameReject::TooLong);
     }
-    let text = std::str::from_utf8(name).map_err(|_| NameReject::InvalidUtf8)?;
     if is_simple_plain(name) {
-        return Ok(MetricName::Plain(text));
+        // SAFETY: `is_simple_plain` accepts only bytes 0x20 to 0x7e (see `BYTE_CLASS`), so
+        // `name` is ASCII and therefore UTF-8.
+        return Ok(MetricName::Plain(unsafe { std::str::from_utf8_unchecked(name) }));
     }
+    let text = std::str::from_utf8(name).map_err(|_| NameReject::InvalidUtf8)?;
     validate_general(text)
 }
 

@@ -224,9 +224,16 @@ fn split_unicode(line: &[u8]) -> Result<[&[u8]; 3], Reject> {
 /// path; everything else goes through the full grammar check and `f64::from_str`, which rounds
 /// correctly, as Python does.
 pub fn parse_float(field: &[u8]) -> Option<f64> {
-    match parse_decimal_fast(field) {
-        Some(value) => Some(value),
-        None => parse_float_slow(field),
+    match scan_plain_decimal(field) {
+        PlainDecimal::Exact(value) => Some(value),
+        // Valid in Python's grammar and in Rust's as it is (no underscores, no exponent): one
+        // correctly rounded parse, without the full grammar check.
+        PlainDecimal::Long => {
+            // SAFETY: `Long` means every byte is an ASCII sign, digit or dot, so `field` is
+            // UTF-8.
+            unsafe { std::str::from_utf8_unchecked(field) }.parse().ok()
+        }
+        PlainDecimal::Other => parse_float_slow(field),
     }
 }
 
@@ -236,15 +243,36 @@ const POW10: [f64; 23] = [
     1e21, 1e22,
 ];
 
+/// What [`scan_plain_decimal`] found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PlainDecimal {
+    /// A plain decimal whose value Clinger's fast path gave exactly.
+    Exact(f64),
+    /// A plain decimal (`[+-]?digits[.digits]`, at least one digit, ASCII only) too long for
+    /// the fast path: more than 19 digits, an integer value above 2^53 or 23 fraction digits.
+    Long,
+    /// Anything else: exponent, underscores, special values, or not a number.
+    Other,
+}
+
 /// Clinger's fast path: `[+-]?digits[.digits]` with at most 19 digits whose integer value fits
 /// in 53 bits and at most 22 fraction digits. The mantissa and the power of ten are exact, so
 /// one IEEE division is correctly rounded: the same bits as any correct parser. `None` means
 /// "not handled here", not "invalid". Python's `float()` and JavaScript's `Number()` agree on
 /// every string this takes (statsd's parser uses it too).
 pub fn parse_decimal_fast(field: &[u8]) -> Option<f64> {
-    let (negative, digits) = match field.split_first()? {
-        (b'-', rest) => (true, rest),
-        (b'+', rest) => (false, rest),
+    match scan_plain_decimal(field) {
+        PlainDecimal::Exact(value) => Some(value),
+        PlainDecimal::Long | PlainDecimal::Other => None,
+    }
+}
+
+/// One pass over `field`: the value when Clinger's fast path applies, else whether the field is
+/// still a plain decimal.
+fn scan_plain_decimal(field: &[u8]) -> PlainDecimal {
+    let (negative, digits) = match field.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
         _ => (false, field),
     };
     let mut mantissa: u64 = 0;
@@ -255,21 +283,22 @@ pub fn parse_decimal_fast(field: &[u8]) -> Option<f64> {
         match b {
             b'0'..=b'9' => {
                 n_digits += 1;
-                if n_digits > 19 {
-                    return None;
-                }
-                mantissa = mantissa * 10 + u64::from(b - b'0');
+                // Only read with at most 19 digits, which cannot overflow.
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
                 n_fraction += usize::from(seen_dot);
             }
             b'.' if !seen_dot => seen_dot = true,
-            _ => return None,
+            _ => return PlainDecimal::Other,
         }
     }
-    if n_digits == 0 || mantissa > 1 << 53 || n_fraction >= POW10.len() {
-        return None;
+    if n_digits == 0 {
+        return PlainDecimal::Other;
+    }
+    if n_digits > 19 || mantissa > 1 << 53 || n_fraction >= POW10.len() {
+        return PlainDecimal::Long;
     }
     let magnitude = mantissa as f64 / POW10[n_fraction];
-    Some(if negative { -magnitude } else { magnitude })
+    PlainDecimal::Exact(if negative { -magnitude } else { magnitude })
 }
 
 /// Python's grammar in full: sign, then `inf`, `infinity` or `nan` in any case, or a decimal
@@ -594,6 +623,32 @@ mod tests {
     }
 
     #[test]
+    fn plain_decimals_are_told_apart() {
+        use PlainDecimal::{Exact, Long, Other};
+        for (text, want) in [
+            ("12.5", Exact(12.5)),
+            ("-3", Exact(-3.0)),
+            ("+.5", Exact(0.5)),
+            ("350.07954202140814", Long),
+            ("9007199254740993", Long),
+            ("-12345678901234567890123", Long),
+            ("0.00000000000000000000001", Long),
+            ("1.", Exact(1.0)),
+            (".", Other),
+            ("+", Other),
+            ("", Other),
+            ("1e5", Other),
+            ("1_0", Other),
+            ("1.2.3", Other),
+            ("inf", Other),
+            ("12345678901234567890x", Other),
+            ("١", Other),
+        ] {
+            assert_eq!(scan_plain_decimal(text.as_bytes()), want, "{text:?}");
+        }
+    }
+
+    #[test]
     fn timestamps_as_carbon_truncates_them() {
         let ts = |text: &str| parse_line(format!("a 1 {text}").as_bytes(), NOW, 0).map(|p| p.timestamp);
         assert_eq!(ts("1700000000"), Ok(1_700_000_000));
@@ -669,6 +724,15 @@ mod tests {
                 format!("{}.{}", &digits[..digits.len() - n_fraction], &digits[digits.len() - n_fraction..])
             };
             let text = if negative { format!("-{text}") } else { text };
+            let std: f64 = text.parse().expect("valid");
+            let ours = parse_float(text.as_bytes()).expect("valid");
+            proptest::prop_assert_eq!(ours.to_bits(), std.to_bits(), "{}", text);
+        }
+
+        #[test]
+        fn long_decimals_equal_std(int in 0u64..u64::MAX, frac in 0u64..u64::MAX, n_zeros in 0usize..30, negative: bool) {
+            // Up to 20 integer digits and up to 49 fraction digits: mostly the `Long` path.
+            let text = format!("{}{int}.{}{frac}", if negative { "-" } else { "" }, "0".repeat(n_zeros));
             let std: f64 = text.parse().expect("valid");
             let ours = parse_float(text.as_bytes()).expect("valid");
             proptest::prop_assert_eq!(ours.to_bits(), std.to_bits(), "{}", text);
