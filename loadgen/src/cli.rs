@@ -76,6 +76,12 @@ pub struct PlaintextArgs {
     #[command(flatten)]
     pub send: SendArgs,
 
+    /// Format every line before the clock starts (about 50 bytes of memory a point), so that a
+    /// closed-loop run measures how fast the server reads, not how fast this process formats
+    /// numbers on the same CPUs. Not with --visibility.
+    #[arg(long, help_heading = "Sending", conflicts_with = "visibility")]
+    pub pregenerate: bool,
+
     #[command(flatten)]
     pub check: CheckArgs,
 

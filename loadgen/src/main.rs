@@ -39,7 +39,8 @@ fn run_plaintext(args: &PlaintextArgs) -> Result<()> {
     let cfg = args.send.run_config(args.output.quiet);
     let checks = start_checks(&args.check, &workload, workload.n_total_points(), args.output.quiet)?;
     let all = 0..workload.spec().n_metrics;
-    let (report, sent) = plaintext::run_range(target, &workload, all, &cfg, checks.sampler())
+    let lines = if args.pregenerate { plaintext::Lines::Recorded } else { plaintext::Lines::Sampled(checks.sampler()) };
+    let (report, sent) = plaintext::run_range(target, &workload, all, &cfg, lines)
         .with_context(|| format!("cannot open {} connections to {target}", cfg.n_connections))?;
     let checked = checks.finish(&workload, &sent);
     print(&args.output, report.to_json_object(), &report, &checked);

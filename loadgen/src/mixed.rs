@@ -216,7 +216,8 @@ pub fn run(
         let plaintext = targets.plaintext.filter(|_| !plan.plaintext_metrics.is_empty()).map(|target| {
             let (range, sampler, cfg) = (plan.plaintext_metrics.clone(), sampler.clone(), &plaintext_cfg);
             scope.spawn(move || {
-                plaintext::run_range(target, workload, range, cfg, sampler).map_err(fail("plaintext", target))
+                plaintext::run_range(target, workload, range, cfg, plaintext::Lines::Sampled(sampler))
+                    .map_err(fail("plaintext", target))
             })
         });
         let pickle = targets.pickle.filter(|_| !plan.pickle_metrics.is_empty()).map(|target| {

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
 
@@ -43,6 +43,8 @@ pub struct RunInfo {
     pub accept_timeout: Duration,
     /// How points were framed (pickle); `None` for plaintext.
     pub framing: Option<Framing>,
+    /// Every line was formatted before the clock started (plaintext `--pregenerate`).
+    pub recorded: bool,
 }
 
 impl RunInfo {
@@ -60,12 +62,19 @@ impl RunInfo {
             duration: cfg.send.deadline,
             accept_timeout: cfg.send.accept_timeout,
             framing: None,
+            recorded: false,
         }
     }
 
     /// The same, for the part `metrics` of the workload.
     pub fn with_metrics(mut self, metrics: Range<u64>) -> RunInfo {
         self.metrics = metrics;
+        self
+    }
+
+    /// The same, saying whether the lines were formatted before the clock started.
+    pub fn with_recorded(mut self, recorded: bool) -> RunInfo {
+        self.recorded = recorded;
         self
     }
 
@@ -176,6 +185,8 @@ pub struct Report {
     pub latency_ns: Histogram<u64>,
     /// One sentence per thing that went wrong; empty for a clean run.
     pub problems: Vec<String>,
+    /// Wall-clock time of the start; `None` when no connection ran.
+    pub started_at: Option<SystemTime>,
 }
 
 impl Report {
@@ -203,6 +214,7 @@ impl Report {
             accepted_after: closes.and_then(|closes| closes.into_iter().max()),
             latency_ns,
             problems,
+            started_at: conns.iter().map(|conn| conn.started_at).min(),
             info,
         }
     }
@@ -244,7 +256,11 @@ impl Report {
         if let Some(framing) = &info.framing {
             json = json.object("framing", framing.to_json_object());
         }
-        json.f64("duration_s", info.duration.map(|d| d.as_secs_f64()), 3)
+        let started_unix_s =
+            self.started_at.and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok()).map(|d| d.as_secs_f64());
+        json.bool("pregenerated", info.recorded)
+            .f64("started_unix_s", started_unix_s, 6)
+            .f64("duration_s", info.duration.map(|d| d.as_secs_f64()), 3)
             .f64("accept_timeout_s", Some(info.accept_timeout.as_secs_f64()), 3)
             .str("stop", self.stop.as_str())
             .u64("points_planned", info.points_planned())
@@ -344,6 +360,9 @@ impl fmt::Display for Report {
         )?;
         if let Some(framing) = &info.framing {
             writeln!(f, "framing         {framing}")?;
+        }
+        if info.recorded {
+            writeln!(f, "pregenerated    every line formatted before the clock started")?;
         }
         let stop = match self.stop {
             Stop::AllSent => "all points sent",

@@ -18,7 +18,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 
@@ -115,6 +115,9 @@ pub struct ConnReport {
     pub drain: Drain,
     /// Nanoseconds each complete batch write took.
     pub latency_ns: Histogram<u64>,
+    /// The wall-clock time of the common start (to within the microseconds it took to read
+    /// both clocks), for tools that time the run from outside.
+    pub started_at: SystemTime,
 }
 
 /// An empty latency histogram: 1 ns to an hour, three significant digits.
@@ -134,6 +137,7 @@ pub fn run_connection<S: BatchSource>(
 ) -> ConnReport {
     let mut conn =
         Conn { stream, cfg, clock, progress, points: 0, bytes: 0, batches: 0, latency_ns: new_latency_histogram() };
+    let started_at = SystemTime::now().checked_sub(clock.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH);
     let send_end = conn.send_batches(&mut source, pacer);
     let send_elapsed = clock.elapsed();
     let drain = match send_end {
@@ -148,6 +152,7 @@ pub fn run_connection<S: BatchSource>(
         send_elapsed,
         drain,
         latency_ns: conn.latency_ns,
+        started_at,
     }
 }
 

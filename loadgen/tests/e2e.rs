@@ -131,6 +131,41 @@ fn every_point_arrives_exactly_once() {
 }
 
 #[test]
+fn a_pregenerated_run_sends_the_same_bytes() {
+    let w = workload(1_234, 7);
+    let cfg = config(3, None, None);
+    let (addr, server) = serve(3, None);
+    let live = plaintext::run(addr, &w, &cfg).unwrap();
+    let live_conns = server.join().unwrap();
+    let (addr, server) = serve(3, None);
+    let (recorded, _) = plaintext::run_range(addr, &w, 0..1_234, &cfg, plaintext::Lines::Recorded).unwrap();
+    let recorded_conns = server.join().unwrap();
+    assert!(recorded.is_clean(), "{:?}", recorded.problems);
+    assert_eq!(check_received(&w, &recorded_conns).len() as u64, w.n_total_points());
+    // The server may accept the connections in any order: compare the sets of streams.
+    let mut a = live_conns.clone();
+    let mut b = recorded_conns.clone();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    assert_eq!((recorded.points_sent, recorded.bytes_sent), (live.points_sent, live.bytes_sent));
+    assert!(recorded.info.recorded && !live.info.recorded);
+}
+
+#[test]
+fn a_pregenerated_paced_run_sends_everything() {
+    let w = workload(50, 4);
+    let (addr, server) = serve(2, None);
+    let (report, _) =
+        plaintext::run_range(addr, &w, 0..50, &config(2, Some(2_000.0), None), plaintext::Lines::Recorded).unwrap();
+    let conns = server.join().unwrap();
+    assert_eq!(check_received(&w, &conns).len(), 200);
+    assert_eq!(report.points_sent, 200);
+    // At 2000 points/s with 1 ms ticks, batches are a few points each, not one 64 KiB batch.
+    assert!(report.batches > 10, "{} batches", report.batches);
+}
+
+#[test]
 fn more_connections_than_metrics() {
     let w = workload(3, 2);
     let (report, points) = run_and_check(&w, &config(5, None, None));
@@ -200,6 +235,29 @@ fn binary_sends_and_reports_json() {
     }
     let bytes: usize = conns.iter().map(Vec::len).sum();
     assert!(json.contains(&format!(r#""bytes_sent":{bytes}"#)), "{json}");
+}
+
+#[test]
+fn binary_pregenerates_on_request() {
+    let (addr, server) = serve(2, None);
+    let output = Command::new(env!("CARGO_BIN_EXE_carbyne-loadgen"))
+        .args(["plaintext", "--target", &addr.to_string(), "--connections=2", "--metrics=150", "--pregenerate"])
+        .args(["--points=3", "--start=1600000000", "--seed=42", "--prefix=e2e", "--json", "--quiet"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(check_received(&workload(150, 3), &server.join().unwrap()).len(), 450);
+    assert!(stdout.contains(r#""pregenerated":true"#), "{stdout}");
+    let started: f64 = stdout
+        .split(r#""started_unix_s":"#)
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(started > now - 60.0 && started <= now, "started {started}, now {now}");
 }
 
 #[test]

@@ -275,7 +275,9 @@ fn counts(report: &VerifyReport) -> (u64, u64, u64, u64, u64) {
 fn plaintext_and_pickle_read_back_whole() {
     let fake = Fake::start();
     let w = workload("{prefix}.host{h}.cpu{m}", 250, 6, ValuePattern::Random);
-    let (report, sent) = plaintext::run_range(fake.line, &w, 0..120, &run_config(3, None, None), None).unwrap();
+    let (report, sent) =
+        plaintext::run_range(fake.line, &w, 0..120, &run_config(3, None, None), plaintext::Lines::Sampled(None))
+            .unwrap();
     assert!(report.is_clean(), "{:?}", report.problems);
     let framing = Framing { batch_points: 7, frame_bytes_max: 1 << 20 };
     let (report, more) =
@@ -296,7 +298,9 @@ fn plaintext_and_pickle_read_back_whole() {
 fn hidden_and_changed_points_are_counted_exactly() {
     let fake = Fake::start();
     let w = workload("{prefix}.m{i}", 20, 5, ValuePattern::Sine { period_points: 7 });
-    let (_, sent) = plaintext::run_range(fake.line, &w, 0..20, &run_config(2, None, None), None).unwrap();
+    let (_, sent) =
+        plaintext::run_range(fake.line, &w, 0..20, &run_config(2, None, None), plaintext::Lines::Sampled(None))
+            .unwrap();
     {
         let mut faults = fake.faults.lock().unwrap();
         for m in [3, 4, 17] {
@@ -318,7 +322,7 @@ fn a_run_cut_by_its_duration_expects_only_what_left() {
     let fake = Fake::start();
     let w = workload("{prefix}.m{i}", 50, 100, ValuePattern::Sequence);
     let cfg = run_config(2, Some(400.0), Some(Duration::from_millis(300)));
-    let (report, sent) = plaintext::run_range(fake.line, &w, 0..50, &cfg, None).unwrap();
+    let (report, sent) = plaintext::run_range(fake.line, &w, 0..50, &cfg, plaintext::Lines::Sampled(None)).unwrap();
     assert!(report.points_sent > 0 && report.points_sent < 5_000);
     assert_eq!(sent.n_sent(), report.points_sent);
     let v = verify::verify(&w, &sent, &verify_config(&fake, Duration::ZERO, 100));
@@ -482,7 +486,14 @@ fn a_point_that_never_shows_is_counted_not_visible() {
         request_timeout: Duration::from_secs(30),
     };
     let checks = Checks::start(&w, 20, Some(verify_config(&fake, Duration::ZERO, 100)), Some(visibility));
-    let (_, sent) = plaintext::run_range(fake.line, &w, 0..10, &run_config(2, None, None), checks.sampler()).unwrap();
+    let (_, sent) = plaintext::run_range(
+        fake.line,
+        &w,
+        0..10,
+        &run_config(2, None, None),
+        plaintext::Lines::Sampled(checks.sampler()),
+    )
+    .unwrap();
     let checked = checks.finish(&w, &sent);
     let v = checked.visibility.as_ref().unwrap();
     assert_eq!((v.n_sent, v.n_visible(), v.n_not_visible), (20, 19, 1));

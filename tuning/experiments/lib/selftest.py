@@ -108,6 +108,14 @@ class Helpers(unittest.TestCase):
             self.assertEqual(json.loads(out), {"run": 2, "impl": "carbyne", "load": "0.5 1.0 2.0",
                                                "lg": {"accepted": True}, "gone": None})
 
+    def test_durable_time_starts_with_the_loadgens_clock(self):
+        run = {"t0": 100.0, "verify": {"done_at": 110.0}, "loadgen": {"started_unix_s": 102.5}}
+        self.assertEqual(summarize.durable_seconds(run), 7.5)
+        run["loadgen"] = {}
+        self.assertEqual(summarize.durable_seconds(run), 10.0)
+        run["verify"] = {"done_at": None}
+        self.assertIsNone(summarize.durable_seconds(run))
+
     def test_medians_ranges_and_ratios(self):
         self.assertEqual(summarize.cell([3.0, 1.0, 2.0]), "2 (1 - 3)")
         self.assertEqual(summarize.cell([1500.0]), "1,500")

@@ -88,16 +88,26 @@ def by(runs, **match):
 
 
 # ---- ingest -------------------------------------------------------------------------------------
+def durable_seconds(r):
+    """Seconds from the loadgen's start until every point was in the files (None if never): from
+    the start its report gives (with --pregenerate it formats every line before its clock
+    starts), else from just before it was launched."""
+    done = (r.get("verify") or {}).get("done_at")
+    start = (r.get("loadgen") or {}).get("started_unix_s") or r["t0"]
+    return done - start if done else None
+
+
 def ingest(s, runs, p):
     for r in runs:
         lg, verify = r.get("loadgen") or {}, r.get("verify") or {}
         r["accepted_pps"] = lg.get("accepted_points_per_s")
         r["sent_pps"] = lg.get("sent_points_per_s")
-        done = verify.get("done_at")
-        r["durable_s"] = done - r["t0"] if done else None
+        r["durable_s"] = durable_seconds(r)
         r["durable_pps"] = r["points"] / r["durable_s"] if r["durable_s"] else None
     metrics, points = int(p["METRICS"]), int(p["POINTS"])
     loop = "open loop at %s points/s" % fmt(float(p["RATE"])) if p.get("RATE") else "closed loop"
+    if p.get("PREGENERATE") == "1":
+        loop += ", every line formatted before the clock starts (`--pregenerate`)"
     s.line("Load: `carbyne-loadgen plaintext`, %s metrics x %s points (%s points) into %s series, over %s TCP "
            "connections, %s; whisper schema as in the case's storage-schemas.conf; %d run(s) of each side, "
            "alternating." % (fmt(metrics), fmt(points), fmt(metrics * points),
