@@ -184,6 +184,7 @@ impl Server {
             active_connections: Arc::new(AtomicUsize::new(0)),
             max_connections: config.cache.max_receiver_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             filter: filter.clone(),
+            spread: None,
         };
         let limits = Limits {
             max_line_bytes: tuning.max_line_length,
@@ -229,10 +230,12 @@ impl Server {
         };
         let config = Arc::new(RwLock::new(config));
         let mut ingest = Vec::with_capacity(n_ingest);
+        let mut spreads = ingest::Spread::handles(n_ingest).into_iter();
         for (k, l) in listeners.into_iter().enumerate() {
             let statsd_core = statsd_cores[k].take();
             let producer = Producer::new(Arc::clone(&handoff)).context("no producer slot left")?;
-            let (shared, counters) = (shared.clone(), PointCounters::new(&registry, &format!("ingest{k}")));
+            let (mut shared, counters) = (shared.clone(), PointCounters::new(&registry, &format!("ingest{k}")));
+            shared.spread = spreads.next().filter(|_| n_ingest > 1);
             let queue_full = registry.id(names::QUEUE_FULL);
             let thread = std::thread::Builder::new().name(format!("ingest{k}")).spawn(move || {
                 pin_to_core(k, cores);

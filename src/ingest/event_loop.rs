@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::{TcpListener, UdpSocket};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::decode::{Decoder, DecoderKind, Limits, Output};
 use super::points::{OnRefused, PointCounters};
 use super::sink::PointSink;
+use super::spread::Handed;
 use crate::statsd::CoreStatsd;
 
 /// Bytes read from one connection per loop turn before the others get theirs.
@@ -62,6 +64,9 @@ pub struct Shared {
     pub max_connections: Option<usize>,
     /// USE_WHITELIST's lists; None when off.
     pub filter: Option<Arc<super::filter::SharedFilter>>,
+    /// This thread's part in spreading TCP connections over the ingest threads; None with one
+    /// thread (each thread's clone of `Shared` carries its own handle).
+    pub spread: Option<super::spread::SpreadHandle>,
 }
 
 struct Conn {
@@ -132,6 +137,11 @@ pub fn run(
                 Token(t) => state.mark_ready(t),
             }
         }
+        if let Some(spread) = &shared.spread {
+            for handed in spread.take_mail() {
+                state.adopt(&poll, handed)?;
+            }
+        }
         if let Some(statsd) = state.statsd.as_mut() {
             statsd.poll();
         }
@@ -152,6 +162,14 @@ pub fn run(
 /// At stop: no more accepts (the listeners are dropped with the thread), read everything the
 /// kernel already holds on every connection and the UDP socket, hand it all off.
 fn drain(state: &mut State, poll: &Poll, udp: Option<&MioUdp>, sink: &mut dyn PointSink, shared: &Shared) {
+    if let Some(spread) = &shared.spread {
+        for handed in spread.close_inbox() {
+            if let Err(e) = state.adopt(poll, handed) {
+                // As an accept that cannot be registered in the loop, which ends the thread.
+                eprintln!("carbyne: a connection handed over at stop could not be served: {e}");
+            }
+        }
+    }
     let tokens: Vec<usize> = state.conns.iter().enumerate().filter(|(_, c)| c.is_some()).map(|(t, _)| t).collect();
     for t in tokens {
         state.mark_ready(t + FIRST_CONN);
@@ -195,7 +213,7 @@ impl State {
     ) -> io::Result<()> {
         let Some(listener) = listener else { return Ok(()) };
         loop {
-            let (mut stream, _) = match listener.accept() {
+            let (stream, _) = match listener.accept() {
                 Ok(pair) => pair,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -206,15 +224,34 @@ impl State {
                 drop(stream);
                 continue;
             }
-            let slot = self.conns.iter().position(Option::is_none).unwrap_or_else(|| {
-                self.conns.push(None);
-                self.conns.len() - 1
-            });
-            poll.registry().register(&mut stream, Token(slot + FIRST_CONN), Interest::READABLE)?;
-            self.conns[slot] = Some(Conn { stream, decoder: Decoder::new(kind, &self.limits), queued: false });
-            // Data may already be waiting (sent with the handshake).
-            self.mark_ready(slot + FIRST_CONN);
+            match &shared.spread {
+                Some(spread) => {
+                    let handed = Handed { stream: std::net::TcpStream::from(OwnedFd::from(stream)), kind };
+                    if let Some(kept) = spread.place(handed) {
+                        self.adopt(poll, kept)?;
+                    }
+                }
+                None => self.serve(poll, stream, kind)?,
+            }
         }
+    }
+
+    /// Serves a connection this thread accepted and kept, or that another thread handed to it.
+    fn adopt(&mut self, poll: &Poll, handed: Handed) -> io::Result<()> {
+        handed.stream.set_nonblocking(true)?;
+        self.serve(poll, TcpStream::from_std(handed.stream), handed.kind)
+    }
+
+    fn serve(&mut self, poll: &Poll, mut stream: TcpStream, kind: DecoderKind) -> io::Result<()> {
+        let slot = self.conns.iter().position(Option::is_none).unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        poll.registry().register(&mut stream, Token(slot + FIRST_CONN), Interest::READABLE)?;
+        self.conns[slot] = Some(Conn { stream, decoder: Decoder::new(kind, &self.limits), queued: false });
+        // Data may already be waiting (sent with the handshake).
+        self.mark_ready(slot + FIRST_CONN);
+        Ok(())
     }
 
     fn mark_ready(&mut self, token: usize) {
@@ -279,6 +316,9 @@ impl State {
         sink.flush();
         let _ = poll.registry().deregister(&mut conn.stream);
         release(shared);
+        if let Some(spread) = &shared.spread {
+            spread.ended();
+        }
         self.ready.retain(|s| *s != slot);
     }
 

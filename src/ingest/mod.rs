@@ -14,6 +14,7 @@ mod filter;
 mod points;
 mod sink;
 mod sockets;
+mod spread;
 mod uring;
 
 pub use decode::{named_point, Decoder, DecoderKind, Limits, Output};
@@ -22,4 +23,5 @@ pub use filter::{FilterHandle, MetricFilter, SharedFilter, Verdict};
 pub use points::{normalize_timestamp, offer, receiver_counters, OnRefused, PointCounters};
 pub use sink::{CacheSink, PointSink, Refused, VecSink};
 pub use sockets::{bind_tcp, bind_tcp_group, bind_udp, bind_udp_group, resolve, KernelDrops, LISTEN_BACKLOG};
+pub use spread::{Handed, Spread, SpreadHandle};
 pub use uring::{probe, run_uring, Unavailable, RING_BUF_GROUPS, RING_CQ_ENTRIES, RING_SQ_ENTRIES};

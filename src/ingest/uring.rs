@@ -45,7 +45,7 @@ mod probe;
 mod tests;
 
 use std::io;
-use std::net::{TcpListener, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -64,6 +64,7 @@ use super::event_loop::{admit, now_s, release, FlowControl, Listeners, Shared};
 use super::filter::FilterHandle;
 use super::points::{OnRefused, PointCounters};
 use super::sink::PointSink;
+use super::spread::Handed;
 use crate::statsd::CoreStatsd;
 
 /// TCP buffer group: the most one thread holds undecoded while paused is its whole size. 32
@@ -218,7 +219,7 @@ impl Core {
             f.refresh();
         }
         self.now = now_s();
-        let mut result = Ok(());
+        let mut result = self.adopt_mail();
         for c in completions.drain(..) {
             if result.is_ok() {
                 result = self.complete(c, sink);
@@ -280,6 +281,27 @@ impl Core {
             SLOT_STATSD_TCP => DecoderKind::StatsdLines,
             _ => DecoderKind::Lines,
         };
+        match &self.shared.spread {
+            Some(spread) => match spread.place(Handed { stream: TcpStream::from(fd), kind }) {
+                Some(kept) => self.serve(OwnedFd::from(kept.stream), kept.kind),
+                None => Ok(()),
+            },
+            None => self.serve(fd, kind),
+        }
+    }
+
+    /// Connections other threads handed to this one (see `spread`).
+    fn adopt_mail(&mut self) -> io::Result<()> {
+        let Some(spread) = &self.shared.spread else { return Ok(()) };
+        let handed = if self.stopping { spread.close_inbox() } else { spread.take_mail() };
+        for conn in handed {
+            self.serve(OwnedFd::from(conn.stream), conn.kind)?;
+        }
+        Ok(())
+    }
+
+    /// Serves a connection this thread accepted and kept, or that another thread handed to it.
+    fn serve(&mut self, fd: OwnedFd, kind: DecoderKind) -> io::Result<()> {
         let idx = self.conns.insert(Conn::new(fd, Decoder::new(kind, &self.limits)));
         if self.stopping {
             return Ok(()); // the drain's one-shot receives read it
@@ -435,6 +457,9 @@ impl Core {
         sink.flush();
         drop(conn);
         release(&self.shared);
+        if let Some(spread) = &self.shared.spread {
+            spread.ended();
+        }
     }
 
     /// End of a turn: decode what was held if the pause is over, arm again what the kernel
@@ -492,6 +517,8 @@ impl Core {
         self.cancel_multishots()?;
         self.end_turn(sink)?;
         self.run_until_idle(sink)?;
+        // No more connections from the other threads: serve the last ones handed here.
+        self.adopt_mail()?;
         for idx in self.conns.open() {
             if self.conns.get_mut(idx).is_some_and(|c| !c.ended && c.recv.is_none()) {
                 self.arm_recv(idx, OpKind::RecvOnce)?;

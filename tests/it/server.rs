@@ -371,6 +371,31 @@ fn many_concurrent_connections_all_land(backend: &str) {
     }
 }
 
+/// Four connections open at once on two ingest threads: whichever sockets the kernel puts them
+/// on, each thread serves two (each thread's `ingest<k>.metricsReceived` counts its own).
+fn connections_are_spread_evenly_over_the_ingest_threads(backend: &str) {
+    let mut app = Appliance::start(&format!("IO_BACKEND = {backend}\n"));
+    let t0 = now() - 600;
+    let mut conns: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(app.line).unwrap()).collect();
+    for (c, conn) in conns.iter_mut().enumerate() {
+        conn.write_all(&workload(&format!("spread{c}"), 10, 100, t0)).unwrap();
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    for mut conn in conns {
+        conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        conn.read_to_end(&mut Vec::new()).unwrap();
+    }
+    app.stop();
+    for c in 0..4 {
+        assert_workload(&app.data(), &format!("spread{c}"), 10, 100, t0);
+    }
+    let data = app.data();
+    assert_eq!(
+        (agent_total(&data, "ingest0.metricsReceived"), agent_total(&data, "ingest1.metricsReceived")),
+        (2000.0, 2000.0)
+    );
+}
+
 fn sigterm_right_after_sending_loses_nothing(backend: &str) {
     let mut app = Appliance::start(&format!("IO_BACKEND = {backend}\n"));
     let t0 = now() - 3000;
@@ -540,6 +565,16 @@ fn whitelist_and_blacklist_refuse_and_count_as_carbon() {
     let total = |metric: &str| agent_total(&data, metric);
     assert_eq!(total("blacklistMatches"), 1.0);
     assert_eq!(total("whitelistRejects"), 1.0);
+}
+
+#[test]
+fn connections_are_spread_evenly_over_the_ingest_threads_on_io_uring() {
+    connections_are_spread_evenly_over_the_ingest_threads("io_uring");
+}
+
+#[test]
+fn connections_are_spread_evenly_over_the_ingest_threads_on_epoll() {
+    connections_are_spread_evenly_over_the_ingest_threads("epoll");
 }
 
 #[test]

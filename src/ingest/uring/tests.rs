@@ -82,6 +82,7 @@ impl Server {
             active_connections: Arc::new(AtomicUsize::new(0)),
             max_connections,
             filter: None,
+            spread: None,
         };
         let mut all: Vec<&'static str> = names::ALL.to_vec();
         all.extend(receiver_counters());
