@@ -257,8 +257,8 @@ mod tests {
         assert_eq!(all_bytes(&mut PlaintextSource::new(&w, 1..1)), b"");
     }
 
-    #[test]
-    fn recorded_batches_are_the_live_batches() {
+    /// 13 metrics x 5 points with three-level names.
+    fn thirteen_by_five() -> Workload {
         let names = NamePattern::parse("{prefix}.{h}.{m}", "lg").unwrap();
         let spec = WorkloadSpec {
             n_metrics: 13,
@@ -268,7 +268,12 @@ mod tests {
             seed: 9,
             values: ValuePattern::Random,
         };
-        let w = Workload::new(names, spec).unwrap();
+        Workload::new(names, spec).unwrap()
+    }
+
+    #[test]
+    fn recorded_batches_are_the_live_batches() {
+        let w = thirteen_by_five();
         // (max_points, max_bytes, bytes already in the buffer) for each fill, cycled.
         let asks =
             [(1, usize::MAX, 0), (7, usize::MAX, 0), (u64::MAX, 1, 0), (u64::MAX, 100, 0), (3, 90, 40), (0, 99, 0)];
@@ -290,16 +295,7 @@ mod tests {
 
     #[test]
     fn batches_concatenate_to_the_whole() {
-        let names = NamePattern::parse("{prefix}.{h}.{m}", "lg").unwrap();
-        let spec = WorkloadSpec {
-            n_metrics: 13,
-            n_points: 5,
-            start_ts: 0,
-            interval_s: 60,
-            seed: 9,
-            values: ValuePattern::Random,
-        };
-        let w = Workload::new(names, spec).unwrap();
+        let w = thirteen_by_five();
         let whole = all_bytes(&mut PlaintextSource::new(&w, 3..11));
         for (max_points, max_bytes) in [(1, usize::MAX), (7, usize::MAX), (u64::MAX, 1), (u64::MAX, 100)] {
             let mut source = PlaintextSource::new(&w, 3..11);

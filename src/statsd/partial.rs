@@ -102,6 +102,11 @@ pub struct Partial {
     budget: Budget,
     sanitize: bool,
     key: String,
+    /// Sample vectors of the timers of the interval before, emptied, by key: a timer seen again
+    /// gets its vector back with the capacity it needed, instead of growing a new one sample by
+    /// sample on the ingest thread (copies and page faults). Holds only the last interval's
+    /// vectors: one not taken back by the next [`Partial::clear`] is freed.
+    spare_samples: PartialMap<Vec<f64>>,
 }
 
 impl Partial {
@@ -119,6 +124,7 @@ impl Partial {
             budget: Budget { held: 0, max: max_held, dropped: 0 },
             sanitize,
             key: String::new(),
+            spare_samples: PartialMap::default(),
         }
     }
 
@@ -195,7 +201,9 @@ impl Partial {
                         t.count += count;
                     }
                 } else if self.budget.take(2) {
-                    self.timers.insert(key.into(), TimerPartial { samples: vec![value], count: 0.0 + count });
+                    let mut samples = self.spare_samples.swap_remove(key).unwrap_or_default();
+                    samples.push(value);
+                    self.timers.insert(key.into(), TimerPartial { samples, count: 0.0 + count });
                 }
             }
             Sample::Gauge { value, delta } => self.gauge(key, value, delta),
@@ -241,10 +249,16 @@ impl Partial {
         }
     }
 
-    /// Empties the partial, keeping the maps' capacity for the next interval.
+    /// Empties the partial, keeping the maps' capacity and the timers' sample vectors for the
+    /// next interval.
     pub fn clear(&mut self) {
         self.counters.clear();
-        self.timers.clear();
+        self.spare_samples.clear();
+        for (key, timer) in self.timers.drain(..) {
+            let mut samples = timer.samples;
+            samples.clear();
+            self.spare_samples.insert(key, samples);
+        }
         self.gauges.clear();
         self.sets.clear();
         self.packets = 0;
@@ -295,6 +309,23 @@ mod tests {
         assert_eq!((p.held(), p.dropped()), (0, 0));
         p.datagram(b"c:1|c", 1);
         assert_eq!(p.counters.get("c"), Some(&1.0));
+    }
+
+    #[test]
+    fn a_timer_gets_its_sample_vector_back_for_one_interval() {
+        let mut p = Partial::new(1000, true);
+        p.datagram(b"t:1|ms\nt:2|ms\nt:3|ms\nu:1|ms", 1);
+        let capacity = p.timers.get("t").map(|t| t.samples.capacity());
+        p.clear();
+        assert!(p.timers.is_empty() && p.is_empty());
+        p.datagram(b"t:9|ms", 2);
+        let t = p.timers.get("t").expect("t again");
+        assert_eq!((t.samples.as_slice(), Some(t.samples.capacity())), (&[9.0][..], capacity));
+        assert_eq!(p.spare_samples.len(), 1, "u's vector waits one interval");
+        p.clear();
+        assert_eq!(p.spare_samples.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["t"], "u's is freed");
+        p.clear();
+        assert!(p.spare_samples.is_empty());
     }
 
     #[test]
