@@ -38,6 +38,16 @@ def mem_gib():
     return None
 
 
+def scratch(params_file):
+    """Where the run's files went (the directory of PARAMS_FILE): the file system and its device,
+    since creating files depends on its state (ext4 slows down after mass deletions)."""
+    work = os.path.dirname(os.path.abspath(params_file))
+    out = cmd(["findmnt", "-n", "-o", "SOURCE,FSTYPE,TARGET", "-T", work]) or ""
+    fields = out.split()
+    return {"dir": work, "source": fields[0] if fields else None, "fstype": fields[1] if len(fields) > 1 else None,
+            "mount": fields[2] if len(fields) > 2 else None}
+
+
 def dpkg(name):
     return cmd(["dpkg-query", "-W", "-f", "${Version}", name])
 
@@ -64,6 +74,7 @@ def main(case, command, params_file, etsy_version=None):
         "commit": cmd(["git", "rev-parse", "--short", "HEAD"]),
         "changed_files": sorted({line[3:] for line in changed.splitlines() if line.strip()}),
         "loadavg_start": open("/proc/loadavg").read().split()[:3],
+        "scratch": scratch(params_file),
         "net_core_rmem_max": cmd(["sysctl", "-n", "net.core.rmem_max"]),
         "net_core_rmem_default": cmd(["sysctl", "-n", "net.core.rmem_default"]),
         "references": {

@@ -329,6 +329,10 @@ def machine_lines(s, env, runs):
     s.line("Machine: %s, %s cores, %s GiB; kernel %s; %s; Python %s; %s; commit %s." % (
         env.get("cpu_model"), env.get("cores"), env.get("mem_gib"), env.get("kernel"), env.get("rustc"),
         env.get("python"), "; ".join("%s %s" % (k, refs.get(k)) for k in wanted), commit))
+    scratch = env.get("scratch") or {}
+    if s.kind == "ingest" and scratch.get("fstype"):
+        s.line("Data directories on %s (%s, mounted at %s)." % (scratch.get("source"), scratch.get("fstype"),
+                                                                scratch.get("mount")))
     if s.kind == "statsd":
         s.line("net.core.rmem_max %s, rmem_default %s." % (env.get("net_core_rmem_max"),
                                                            env.get("net_core_rmem_default")))
