@@ -32,7 +32,8 @@ pub mod names {
     pub const FLOW_CONTROL_PAUSES: &str = "flowControlPauses";
     /// Times a shard queue was full when a batch was handed off.
     pub const QUEUE_FULL: &str = "queueFull";
-    /// UDP datagrams the kernel dropped because the socket buffer was full (SO_RXQ_OVFL).
+    /// UDP datagrams the kernel dropped because the socket buffer was full (the socket's drop
+    /// counter, the one SO_RXQ_OVFL would carry, read with SO_MEMINFO: see `ingest::sockets`).
     pub const UDP_KERNEL_DROPS: &str = "udpKernelDrops";
     /// Statsd datagrams the kernel dropped because the socket buffer was full.
     pub const STATSD_UDP_KERNEL_DROPS: &str = "statsd.udpKernelDrops";
