@@ -329,6 +329,19 @@ mod tests {
     }
 
     #[test]
+    fn the_merge_gives_the_sample_vectors_back_to_the_partial() {
+        let mut state = super::super::State::new(std::sync::Arc::default(), 1);
+        let mut p = Partial::new(1000, true);
+        p.datagram(b"t:1|ms\nt:2|ms\nt:3|ms\nt:4|ms\nt:5|ms", 1);
+        let capacity = p.timers.get("t").map(|t| t.samples.capacity());
+        state.merge(&mut [&mut p]);
+        assert_eq!(state.timers.get("t").map(Vec::len), Some(5), "merged");
+        assert!(p.is_empty());
+        p.datagram(b"t:9|ms", 2);
+        assert_eq!(p.timers.get("t").map(|t| t.samples.capacity()), capacity, "the same vector, reused");
+    }
+
+    #[test]
     fn a_nan_counter_restarts_from_zero_as_in_etsy() {
         let p = partial(&["a:Infinity|c", "a:-Infinity|c", "a:2|c"]);
         assert_eq!(p.counters.get("a"), Some(&2.0));

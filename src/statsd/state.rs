@@ -212,9 +212,10 @@ impl State {
             let c = slot(&mut self.counters, &key);
             *c = if *c == 0.0 || c.is_nan() { 0.0 } else { *c } + add;
         }
-        for (key, t) in p.timers.drain(..) {
-            slot(&mut self.timers, &key).extend_from_slice(&t.samples);
-            *slot(&mut self.timer_counters, &key) += t.count;
+        // Not drained: the partial's `clear` keeps the emptied sample vectors for its next interval.
+        for (key, t) in p.timers.iter() {
+            slot(&mut self.timers, key).extend_from_slice(&t.samples);
+            *slot(&mut self.timer_counters, key) += t.count;
         }
         for (key, g) in p.gauges.iter() {
             if self.opts.delete_gauges {
