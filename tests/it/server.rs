@@ -379,6 +379,15 @@ fn connections_are_spread_evenly_over_the_ingest_threads(backend: &str) {
     let mut conns: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(app.line).unwrap()).collect();
     for (c, conn) in conns.iter_mut().enumerate() {
         conn.write_all(&workload(&format!("spread{c}"), 10, 100, t0)).unwrap();
+    }
+    // Every connection open until every one was accepted and read from (its metrics have
+    // files): no close may change the counts before the last placement.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(0..4).all(|c| app.data().join(format!("spread{c}")).exists()) {
+        assert!(Instant::now() < deadline, "not every connection was read within 60 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for conn in &conns {
         conn.shutdown(std::net::Shutdown::Write).unwrap();
     }
     for mut conn in conns {
