@@ -149,32 +149,41 @@ pub fn info(path: &Path) -> Result<Header> {
 /// Creates a new file at `path` for `archives` (validated and sorted first). A file that exists
 /// is refused; a file half made when an error strikes is removed.
 pub fn create(path: &Path, archives: &[ArchiveSpec], opts: &CreateOptions) -> Result<Header> {
+    let header = new_header(archives, opts)?;
+    create_with(path, |file| write_new_file(file, &header, opts))?;
+    Ok(header)
+}
+
+/// The header of a new file, from its archives and options.
+fn new_header(archives: &[ArchiveSpec], opts: &CreateOptions) -> Result<Header> {
     let xff = check_xff(opts.x_files_factor)?;
     let mut specs = archives.to_vec();
     validate_archive_list(&mut specs)?;
-    let header = Header::for_archives(&specs, opts.aggregation, xff);
-    create_with(path, |file| write_new_file(file, &header, opts))?;
-    Ok(header)
+    Ok(Header::for_archives(&specs, opts.aggregation, xff))
 }
 
 /// Creates `path` (refusing an existing file) and fills it with `fill`; on any error of `fill`
 /// or of closing, the half-made file is removed before the error is returned.
 pub(crate) fn create_with(path: &Path, fill: impl FnOnce(&File) -> std::io::Result<()>) -> Result<()> {
-    let file = OpenOptions::new().write(true).create_new(true).open(path).map_err(|e| {
+    create_kept(path, false, fill).map(drop)
+}
+
+/// [`create_with`], returning the new file still open (for reading too when `read`).
+fn create_kept(path: &Path, read: bool, fill: impl FnOnce(&File) -> std::io::Result<()>) -> Result<File> {
+    let file = OpenOptions::new().read(read).write(true).create_new(true).open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             WhisperError::AlreadyExists(path.to_path_buf())
         } else {
             WhisperError::io(path, e)
         }
     })?;
-    let filled = fill(&file);
-    drop(file);
-    if let Err(e) = filled {
+    if let Err(e) = fill(&file) {
+        drop(file);
         // Better no file than a half-made one that later reads as corrupt.
         let _ = std::fs::remove_file(path);
         return Err(WhisperError::io(path, e));
     }
-    Ok(())
+    Ok(file)
 }
 
 fn write_new_file(file: &File, header: &Header, opts: &CreateOptions) -> std::io::Result<()> {
@@ -216,8 +225,26 @@ impl Whisper {
         Self::from_file(path, file, WriteOptions::default())
     }
 
+    /// Creates `path` as [`create`] does and returns it open for updates, as [`Whisper::open`]
+    /// would (without mapping it): a writer that creates a file and writes to it at once saves
+    /// opening it again and reading back the header it just wrote.
+    pub fn create_open(
+        path: &Path,
+        archives: &[ArchiveSpec],
+        opts: &CreateOptions,
+        write_opts: WriteOptions,
+    ) -> Result<Whisper> {
+        let header = new_header(archives, opts)?;
+        let file = create_kept(path, true, |file| write_new_file(file, &header, opts))?;
+        Self::with_header(path, file, header, write_opts)
+    }
+
     fn from_file(path: &Path, file: File, write_opts: WriteOptions) -> Result<Whisper> {
         let header = read_header(&file, path)?;
+        Self::with_header(path, file, header, write_opts)
+    }
+
+    fn with_header(path: &Path, file: File, header: Header, write_opts: WriteOptions) -> Result<Whisper> {
         let bases = vec![Cell::new(0); header.archives.len()];
         let meta = file.metadata().map_err(|e| WhisperError::io(path, e))?;
         let identity = (meta.dev(), meta.ino());

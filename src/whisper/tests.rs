@@ -47,6 +47,25 @@ fn create_lays_out_whisper_bytes_for_every_allocation() {
 }
 
 #[test]
+fn create_open_writes_the_same_file_and_keeps_it_open_for_updates() {
+    let dir = tmp();
+    let (kept, closed) = (dir.path().join("kept.wsp"), dir.path().join("closed.wsp"));
+    let archives = [spec(60, 10), spec(300, 10)];
+    let opts = CreateOptions::default();
+    create(&closed, &archives, &opts).unwrap();
+    let mut w = Whisper::create_open(&kept, &archives, &opts, WriteOptions::default()).unwrap();
+    assert_eq!(std::fs::read(&kept).unwrap(), std::fs::read(&closed).unwrap());
+    assert_eq!(w.header(), &read_header(&std::fs::File::open(&closed).unwrap(), &closed).unwrap());
+    w.update_many(&[(NOW - 60, 4.5)], NOW).unwrap();
+    let mut again = Whisper::open(&kept, WriteOptions::default()).unwrap();
+    assert_eq!(fetch_all(&mut again, NOW - 600, NOW).values.iter().flatten().copied().collect::<Vec<f64>>(), [4.5]);
+    assert!(matches!(
+        Whisper::create_open(&kept, &archives, &opts, WriteOptions::default()),
+        Err(WhisperError::AlreadyExists(_))
+    ));
+}
+
+#[test]
 fn create_refuses_existing_files_and_bad_parameters() {
     let dir = tmp();
     let path = dir.path().join("x.wsp");

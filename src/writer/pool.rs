@@ -18,7 +18,7 @@ use crate::cache::{serve_queries, Batch, CacheQuery, DrainStrategy, HandOff, Sha
 use crate::config::Config;
 use crate::protocol::name::{validate, TagFileNames};
 use crate::telemetry::{names, CounterId, Registry, ThreadCounters};
-use crate::whisper::{self, WhisperError};
+use crate::whisper::WhisperError;
 
 /// Metrics written per loop turn before the queues are drained again.
 const WRITES_PER_TURN: usize = 256;
@@ -287,7 +287,7 @@ impl Writer {
                 self.counters.incr(self.ids.dropped_creates);
                 return Outcome::Deferred;
             }
-            if let Err(e) = self.create(&metric.canonical(), path) {
+            if let Err(e) = self.create(name, &metric.canonical(), path) {
                 return self.fail(name, "create failed", Some(e));
             }
             self.counters.incr(self.ids.creates);
@@ -315,7 +315,9 @@ impl Writer {
         }
     }
 
-    fn create(&mut self, metric: &str, relative: &std::path::Path) -> Result<(), WhisperError> {
+    /// Creates the file of `name` (canonical form `metric`) at `relative`; the open handle stays
+    /// in the file cache for the update that follows.
+    fn create(&mut self, name: &[u8], metric: &str, relative: &std::path::Path) -> Result<(), WhisperError> {
         let full = self.files.path_of(relative);
         if let Some(parent) = full.parent() {
             std::fs::create_dir_all(parent).map_err(|e| WhisperError::Io { path: parent.to_path_buf(), cause: e })?;
@@ -325,9 +327,9 @@ impl Writer {
             let plan = config.create_plan(metric);
             (plan.schema.archives.clone(), plan.options)
         };
-        match whisper::create(&full, &archives, &options) {
-            // Created meanwhile by someone else: use it.
-            Ok(_) | Err(WhisperError::AlreadyExists(_)) => Ok(()),
+        match self.files.create(name, relative, &archives, &options, self.now_s()) {
+            // Created meanwhile by someone else: the update opens it.
+            Ok(()) | Err(WhisperError::AlreadyExists(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }
