@@ -121,8 +121,9 @@ impl SpreadHandle {
         state.served[self.me] = state.served[self.me].saturating_sub(1);
     }
 
-    /// Connections each thread serves (for tests and diagnostics).
-    pub fn served(&self) -> Vec<usize> {
+    /// Connections each thread serves.
+    #[cfg(test)]
+    fn served(&self) -> Vec<usize> {
         self.spread.lock().served.clone()
     }
 }
