@@ -19,9 +19,10 @@
 //! Bounded: keys, timer samples, set members and kept gauge deltas count against
 //! `maxPendingSamples`; past it, samples are dropped and counted (`dropped`).
 
-use hashbrown::DefaultHashBuilder;
+use hashbrown::{DefaultHashBuilder, HashMap};
 use indexmap::{IndexMap, IndexSet};
 
+pub(crate) use super::arrival_map::ArrivalMap as PartialMap;
 use super::parse::{parse_line, parse_plain, Sample};
 
 /// An insertion-ordered map with a fast hash (key order shows in the admin dumps).
@@ -29,10 +30,11 @@ pub(crate) type Map<V> = IndexMap<Box<str>, V, DefaultHashBuilder>;
 /// A partial's key: up to 24 bytes held in the map's entry itself (statsd keys mostly are), so
 /// that a lookup's key compare does not follow a pointer.
 pub(crate) type Key = compact_str::CompactString;
-/// A partial's map: [`Map`] with inline keys.
-pub(crate) type PartialMap<V> = IndexMap<Key, V, DefaultHashBuilder>;
 /// The members of one set.
 pub(crate) type Members = IndexSet<Box<str>, DefaultHashBuilder>;
+/// The members of one set in a partial: inline, so that a membership test does not follow a
+/// pointer to compare.
+pub(crate) type PartialMembers = IndexSet<Key, DefaultHashBuilder>;
 
 /// A timer's samples and count (the sum of `1 / rate`) since the last hand-over.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -90,7 +92,7 @@ pub struct Partial {
     pub(crate) counters: PartialMap<f64>,
     pub(crate) timers: PartialMap<TimerPartial>,
     pub(crate) gauges: PartialMap<GaugePartial>,
-    pub(crate) sets: PartialMap<Members>,
+    pub(crate) sets: PartialMap<PartialMembers>,
     /// Datagrams (or TCP reads with whole lines) received.
     pub packets: u64,
     /// Non-empty lines received (etsy's metrics_received).
@@ -106,7 +108,7 @@ pub struct Partial {
     /// gets its vector back with the capacity it needed, instead of growing a new one sample by
     /// sample on the ingest thread (copies and page faults). Holds only the last interval's
     /// vectors: one not taken back by the next [`Partial::clear`] is freed.
-    spare_samples: PartialMap<Vec<f64>>,
+    spare_samples: HashMap<Key, Vec<f64>, DefaultHashBuilder>,
 }
 
 impl Partial {
@@ -124,7 +126,7 @@ impl Partial {
             budget: Budget { held: 0, max: max_held, dropped: 0 },
             sanitize,
             key: String::new(),
-            spare_samples: PartialMap::default(),
+            spare_samples: HashMap::default(),
         }
     }
 
@@ -191,7 +193,7 @@ impl Partial {
                 if let Some(c) = self.counters.get_mut(key) {
                     *c = if c.is_nan() { 0.0 } else { *c } + v;
                 } else if self.budget.take(1) {
-                    self.counters.insert(key.into(), 0.0 + v);
+                    self.counters.insert_new(key, 0.0 + v);
                 }
             }
             Sample::Timer { value, count } => {
@@ -201,9 +203,9 @@ impl Partial {
                         t.count += count;
                     }
                 } else if self.budget.take(2) {
-                    let mut samples = self.spare_samples.swap_remove(key).unwrap_or_default();
+                    let mut samples = self.spare_samples.remove(key).unwrap_or_default();
                     samples.push(value);
-                    self.timers.insert(key.into(), TimerPartial { samples, count: 0.0 + count });
+                    self.timers.insert_new(key, TimerPartial { samples, count: 0.0 + count });
                 }
             }
             Sample::Gauge { value, delta } => self.gauge(key, value, delta),
@@ -216,9 +218,9 @@ impl Partial {
                 }
                 None => {
                     if self.budget.take(2) {
-                        let mut members = Members::default();
+                        let mut members = PartialMembers::default();
                         members.insert(member.into());
-                        self.sets.insert(key.into(), members);
+                        self.sets.insert_new(key, members);
                     }
                 }
             },
@@ -229,7 +231,7 @@ impl Partial {
         let Some(g) = self.gauges.get_mut(key) else {
             let first = if delta { GaugePartial::Deltas(vec![value]) } else { GaugePartial::Absolute(value) };
             if self.budget.take(1 + usize::from(delta)) {
-                self.gauges.insert(key.into(), first);
+                self.gauges.insert_new(key, first);
             }
             return;
         };
@@ -254,7 +256,7 @@ impl Partial {
     pub fn clear(&mut self) {
         self.counters.clear();
         self.spare_samples.clear();
-        for (key, timer) in self.timers.drain(..) {
+        for (key, timer) in self.timers.drain_in_order() {
             let mut samples = timer.samples;
             samples.clear();
             self.spare_samples.insert(key, samples);
@@ -329,16 +331,32 @@ mod tests {
     }
 
     #[test]
-    fn the_merge_gives_the_sample_vectors_back_to_the_partial() {
+    fn the_merge_moves_samples_and_trades_vectors_with_the_state() {
         let mut state = super::super::State::new(std::sync::Arc::default(), 1);
         let mut p = Partial::new(1000, true);
         p.datagram(b"t:1|ms\nt:2|ms\nt:3|ms\nt:4|ms\nt:5|ms", 1);
-        let capacity = p.timers.get("t").map(|t| t.samples.capacity());
+        let first = p.timers.get("t").map(|t| (t.samples.as_ptr(), t.samples.capacity())).unwrap();
         state.merge(&mut [&mut p]);
-        assert_eq!(state.timers.get("t").map(Vec::len), Some(5), "merged");
+        let merged = state.timers.get("t").expect("merged");
+        assert_eq!((merged.len(), merged.as_ptr()), (5, first.0), "moved, not copied");
         assert!(p.is_empty());
+        let _ = state.flush(3_000);
+        // The partial now grows the state's old vector; at the next merge they trade again and
+        // the partial gets the first one back, emptied, with its capacity.
         p.datagram(b"t:9|ms", 2);
-        assert_eq!(p.timers.get("t").map(|t| t.samples.capacity()), capacity, "the same vector, reused");
+        let second = p.timers.get("t").map(|t| t.samples.as_ptr()).unwrap();
+        assert_ne!(second, first.0);
+        state.merge(&mut [&mut p]);
+        assert_eq!(state.timers.get("t").map(|v| v.as_ptr()), Some(second));
+        p.datagram(b"t:7|ms", 3);
+        let t = p.timers.get("t").unwrap();
+        assert_eq!((t.samples.as_slice(), t.samples.as_ptr(), t.samples.capacity()), (&[7.0][..], first.0, first.1));
+        // A timer two threads had: the second thread's samples are copied after the first's.
+        let mut q = Partial::new(1000, true);
+        q.datagram(b"t:8|ms", 3);
+        let _ = state.flush(5_000);
+        state.merge(&mut [&mut p, &mut q]);
+        assert_eq!(state.timers.get("t").map(Vec::as_slice), Some(&[7.0, 8.0][..]));
     }
 
     #[test]
