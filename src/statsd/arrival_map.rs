@@ -75,6 +75,12 @@ impl<V> ArrivalMap<V> {
         entries.into_iter().map(|(k, r)| (k, &mut r.value)).collect()
     }
 
+    /// Empties the map, giving every entry in no particular order; keeps the capacity.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (Key, V)> + '_ {
+        self.next_rank = 0;
+        self.map.drain().map(|(k, r)| (k, r.value))
+    }
+
     /// Empties the map, giving every entry in arrival order; keeps the capacity.
     pub(crate) fn drain_in_order(&mut self) -> Vec<(Key, V)> {
         let mut entries: Vec<(Key, Ranked<V>)> = self.map.drain().collect();
@@ -99,6 +105,15 @@ mod tests {
         assert_eq!((m.len(), m.get("key.0"), m.get("nope")), (500, Some(&1000), None));
         let order: Vec<String> = m.in_order_mut().into_iter().map(|(k, _)| k.to_string()).collect();
         assert_eq!(order, keys);
+        let mut unordered: Vec<(String, i32)> = {
+            let mut copy = ArrivalMap::default();
+            keys.iter().for_each(|k| copy.insert_new(k, 1));
+            copy.drain().map(|(k, v)| (k.to_string(), v)).collect()
+        };
+        unordered.sort();
+        let mut sorted_keys: Vec<(String, i32)> = keys.iter().map(|k| (k.clone(), 1)).collect();
+        sorted_keys.sort();
+        assert_eq!(unordered, sorted_keys, "drain gives every entry once");
         let drained = m.drain_in_order();
         assert!(m.is_empty());
         assert_eq!(drained.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>(), keys);

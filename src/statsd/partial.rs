@@ -256,7 +256,7 @@ impl Partial {
     pub fn clear(&mut self) {
         self.counters.clear();
         self.spare_samples.clear();
-        for (key, timer) in self.timers.drain_in_order() {
+        for (key, timer) in self.timers.drain() {
             let mut samples = timer.samples;
             samples.clear();
             self.spare_samples.insert(key, samples);
