@@ -212,7 +212,8 @@ impl State {
             let c = slot(&mut self.counters, &key);
             *c = if *c == 0.0 || c.is_nan() { 0.0 } else { *c } + add;
         }
-        // Not drained: the partial's `clear` keeps the emptied sample vectors for its next interval.
+        // Not drained: the partial's `clear` keeps the emptied sample vectors (its own, or the
+        // state's it traded for) for its next interval.
         for (key, t) in p.timers.in_order_mut() {
             let samples = slot(&mut self.timers, key);
             if samples.is_empty() {
@@ -458,41 +459,30 @@ fn timer_fields(
     let values = &*samples;
     let count = values.len();
     let (min, max) = (values[0], values[count - 1]);
-    // etsy's running sums (of values and of squares, added in sorted order) are read at a few
-    // indices only: the thresholds' cut-offs and the last. They are taken in one pass, added in
-    // etsy's order, so the results are etsy's to the bit.
-    let threshold_cuts: Vec<Option<usize>> =
-        o.percent_thresholds.iter().map(|&pct| percentile_cut(pct, count)).collect();
-    let mut wanted: Vec<usize> = threshold_cuts
-        .iter()
-        .zip(&o.percent_thresholds)
-        .filter_map(|(cut, &pct)| match (*cut, pct > 0.0) {
-            (Some(n_in), true) => Some(n_in - 1),
-            (Some(n_in), false) if n_in < count => Some(count - n_in - 1),
-            _ => None,
-        })
-        .collect();
-    wanted.push(count - 1);
-    wanted.sort_unstable();
-    wanted.dedup();
-    let running = running_sums(values, &wanted);
-    let at = |i: usize| running[wanted.binary_search(&i).expect("a wanted index")];
+    // etsy's running sums of values and of squares are read at a few indices only (the
+    // thresholds' cut-offs and the last), so each is summed when needed instead of keeping
+    // arrays of every sample; added from the first value on, as etsy adds, they are etsy's to
+    // the bit.
+    let prefix = |last: usize| running_sums(&values[..=last]);
+    let (total, total_squares) = prefix(count - 1);
     // etsy carries these across thresholds: a threshold that selects no value keeps the
     // previous one's numbers for the next.
     let (mut sum, mut sum_squares, mut mean, mut boundary) = (min, min * min, min, max);
-    for (&pct, cut) in o.percent_thresholds.iter().zip(&threshold_cuts) {
+    for &pct in &o.percent_thresholds {
         let mut n_in = count;
         if count > 1 {
-            let Some(cut) = *cut else { continue };
-            n_in = cut;
+            n_in = js_round(pct.abs() / 100.0 * count as f64) as usize;
+            if n_in == 0 {
+                continue;
+            }
             if pct > 0.0 {
                 boundary = values[n_in - 1];
-                (sum, sum_squares) = at(n_in - 1);
+                (sum, sum_squares) = prefix(n_in - 1);
             } else {
                 boundary = values[count - n_in];
-                let (total, total_squares) = at(count - 1);
                 // etsy reads index -1 (undefined → NaN) when every value is selected.
-                let (before, before_squares) = if n_in < count { at(count - n_in - 1) } else { (f64::NAN, f64::NAN) };
+                let (before, before_squares) =
+                    if n_in < count { prefix(count - n_in - 1) } else { (f64::NAN, f64::NAN) };
                 sum = total - before;
                 sum_squares = total_squares - before_squares;
             }
@@ -505,7 +495,7 @@ fn timer_fields(
         fields.push((format!("sum_{clean}"), sum));
         fields.push((format!("sum_squares_{clean}"), sum_squares));
     }
-    let (sum, sum_squares) = at(count - 1);
+    let (sum, sum_squares) = (total, total_squares);
     let mean = sum / count as f64;
     let sum_of_diffs: f64 = values.iter().fold(0.0, |acc, v| acc + (v - mean) * (v - mean));
     let mid = count / 2;
@@ -535,30 +525,11 @@ fn timer_fields(
     filter_timer_fields(o, fields)
 }
 
-/// How many of `count` sorted values threshold `pct` selects, as etsy rounds it; `None` when it
-/// selects none (etsy skips that threshold). For `count > 1`.
-fn percentile_cut(pct: f64, count: usize) -> Option<usize> {
-    let n_in = js_round(pct.abs() / 100.0 * count as f64) as usize;
-    (n_in > 0).then_some(n_in)
-}
-
-/// etsy's cumulative sums of `values` and of their squares (`c[0] = v[0]`,
-/// `c[i] = v[i] + c[i-1]`), read at the ascending indices `at`, in one pass and without keeping
-/// the arrays.
-fn running_sums(values: &[f64], at: &[usize]) -> Vec<(f64, f64)> {
-    let mut out = Vec::with_capacity(at.len());
-    let mut wanted = at.iter().copied().peekable();
-    let (mut sum, mut squares) = (0.0, 0.0);
-    for (i, &v) in values.iter().enumerate() {
-        (sum, squares) = if i == 0 { (v, v * v) } else { (v + sum, v * v + squares) };
-        while wanted.next_if_eq(&i).is_some() {
-            out.push((sum, squares));
-        }
-        if wanted.peek().is_none() {
-            break;
-        }
-    }
-    out
+/// etsy's last cumulative sums of `values` (not empty) and of their squares: `c[0] = v[0]`,
+/// `c[i] = v[i] + c[i-1]`.
+fn running_sums(values: &[f64]) -> (f64, f64) {
+    let first = values[0];
+    values[1..].iter().fold((first, first * first), |(sum, squares), &v| (v + sum, v * v + squares))
 }
 
 /// calculatedTimerMetrics: keep the fields named (percentile fields as `<name>_percent`,
