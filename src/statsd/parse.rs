@@ -75,24 +75,36 @@ pub fn parse_line<'l>(
 /// The line almost every client sends, in one pass: `key:value|type` or `key:value|type|@rate`
 /// with a key that keyNameSanitize leaves alone, a type of exactly `c`, `ms`, `g` or `s`, a rate
 /// of digits and `.`, and a value the plaintext parser's exact decimal fast path takes (digits
-/// with an optional sign and point, within 2^53; any member for a set). Gives the key and its sample, exactly what [`parse_line`] gives for such a
-/// line (tested against it); None for every other line, which `parse_line` then reads.
+/// with an optional sign and point, within 2^53; any member for a set). Gives the key and its
+/// sample, exactly what [`parse_line`] gives for such a line (tested against it); None for every
+/// other line, which `parse_line` then reads.
 pub fn parse_plain(line: &str) -> Option<(&str, Sample<'_>)> {
+    match parse_plain_prefix(line)? {
+        (key, sample, len) if len == line.len() => Some((key, sample)),
+        _ => None,
+    }
+}
+
+/// [`parse_plain`] of the first line of `text` (the bytes before its first `\n`, or all of it),
+/// read without looking for the `\n` first: a datagram's lines are read one after the other
+/// this way, each in one pass. Gives the key, the sample and the line's length (without the
+/// `\n`); None when that line is not one `parse_plain` takes.
+pub fn parse_plain_prefix(text: &str) -> Option<(&str, Sample<'_>, usize)> {
     enum Kind {
         Counter,
         Timer,
         Gauge,
         Set,
     }
-    let b = line.as_bytes();
+    let b = text.as_bytes();
     // The key ends at its first byte keyNameSanitize would change, which must be the `:`: no
-    // `|#`, no second part and no sanitising can start inside it.
-    let key_end = b.iter().position(|&c| !KEY_BYTE_KEPT[usize::from(c)])?;
-    if b[key_end] != b':' {
+    // `|#`, no second part and no sanitising can start inside it (and no `\n`: the line goes on).
+    let key_end = kept_prefix_len(b);
+    if b.get(key_end) != Some(&b':') {
         return None;
     }
     let value_start = key_end + 1;
-    let value_len = b[value_start..].iter().position(|&c| c == b'|' || c == b':')?;
+    let value_len = b[value_start..].iter().position(|&c| matches!(c, b'|' | b':' | b'\n'))?;
     let value_end = value_start + value_len;
     if b[value_end] != b'|' || value_len == 0 {
         return None;
@@ -104,14 +116,17 @@ pub fn parse_plain(line: &str) -> Option<(&str, Sample<'_>)> {
         [b's', after @ ..] => (Kind::Set, after),
         _ => return None,
     };
-    let inverse_rate = match after {
-        [] => 1.0,
-        [b'|', b'@', rate @ ..] if rate.iter().all(|c| c.is_ascii_digit() || *c == b'.') => {
-            1.0 / parse_decimal_fast(rate)?
+    let (inverse_rate, rest) = match after {
+        [b'|', b'@', rate @ ..] => {
+            let rate_len = rate.iter().position(|c| !(c.is_ascii_digit() || *c == b'.')).unwrap_or(rate.len());
+            (1.0 / parse_decimal_fast(&rate[..rate_len])?, &rate[rate_len..])
         }
-        _ => return None,
+        _ => (1.0, after),
     };
-    let value = &line[value_start..value_end];
+    if !matches!(rest, [] | [b'\n', ..]) {
+        return None;
+    }
+    let value = &text[value_start..value_end];
     let sample = match kind {
         Kind::Set => Sample::Set(value),
         Kind::Counter => Sample::Counter(parse_decimal_fast(value.as_bytes())? * inverse_rate),
@@ -126,7 +141,48 @@ pub fn parse_plain(line: &str) -> Option<(&str, Sample<'_>)> {
             Sample::Timer { value, count: inverse_rate }
         }
     };
-    Some((&line[..key_end], sample))
+    Some((&text[..key_end], sample, b.len() - rest.len()))
+}
+
+/// How many bytes `b` starts with that keyNameSanitize keeps (`[a-zA-Z0-9_\-.;=]`): 16 at a
+/// time while 16 are left, then one at a time. The key scan was most of the line's parse.
+fn kept_prefix_len(b: &[u8]) -> usize {
+    let mut at = 0;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(chunk) = b.get(at..at + 16) {
+        let chunk: &[u8; 16] = chunk.try_into().expect("16 bytes");
+        // SAFETY: `kept_mask_16` needs SSE2, which is part of x86_64 itself: every CPU this
+        // code runs on has it.
+        let not_kept = !unsafe { kept_mask_16(chunk) } & 0xFFFF;
+        if not_kept != 0 {
+            return at + not_kept.trailing_zeros() as usize;
+        }
+        at += 16;
+    }
+    at + b[at..].iter().position(|&c| !KEY_BYTE_KEPT[usize::from(c)]).unwrap_or(b.len() - at)
+}
+
+/// Bit `i` set when `chunk[i]` is a byte keyNameSanitize keeps (SSE2, which every x86_64 has).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn kept_mask_16(chunk: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8,
+    };
+    // SAFETY: `chunk` is 16 readable bytes, exactly what the unaligned load reads.
+    let v = unsafe { _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>()) };
+    // Signed compares: bytes from 0x80 are negative, below every bound here, so never kept.
+    let within = |x: __m128i, lo: u8, hi: u8| {
+        _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(lo as i8 - 1)), _mm_cmplt_epi8(x, _mm_set1_epi8(hi as i8 + 1)))
+    };
+    let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+    // `| 0x20` folds `A-Z` onto `a-z`, and moves no other kept-or-not byte into that range
+    // (`@[\\]^_` land on `` `{|}~\x7f``).
+    let letter = within(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', b'z');
+    let digit = within(v, b'0', b'9');
+    let punct = _mm_or_si128(_mm_or_si128(within(v, b'-', b'.'), is(b'_')), _mm_or_si128(is(b';'), is(b'=')));
+    _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, digit), punct)) as u32
 }
 
 /// Where the first `|#` (etsy's tags marker) starts.
@@ -367,6 +423,11 @@ mod tests {
                         for tail in tails {
                             let line = format!("{key}:{value}|{kind}{rate}{tail}");
                             lines += 1;
+                            // Read as the first line of a datagram, the line gives the same.
+                            let first = parse_plain_prefix(&format!("{line}\nx:1|c"))
+                                .map(|(k, s, len)| (k.to_string(), format!("{s:?}"), len));
+                            let alone = parse_plain(&line).map(|(k, s)| (k.to_string(), format!("{s:?}"), line.len()));
+                            assert_eq!(first, alone, "{line:?}");
                             let Some((fast_key, fast_sample)) = parse_plain(&line) else { continue };
                             fast += 1;
                             let mut key_buf = String::new();
@@ -383,6 +444,24 @@ mod tests {
             ["app.x:1|c", "app.x:3|c|@0.1", "t:12.5|ms", "t:1|ms|@0.25", "g:-3|g", "g:7|g", "u:m5|s", "u:x|s|@1"]
         {
             assert!(parse_plain(line).is_some(), "{line:?} takes the fast path");
+        }
+    }
+
+    #[test]
+    fn the_key_scan_stops_at_the_first_byte_sanitising_would_change() {
+        let scalar = |b: &[u8]| b.iter().position(|&c| !KEY_BYTE_KEPT[usize::from(c)]).unwrap_or(b.len());
+        let kept = b"abcXYZ019_-.;=wvutsrqponmlkjihgfedcbaMNOPQ";
+        assert_eq!(kept_prefix_len(kept), kept.len());
+        for len in [0, 1, 15, 16, 17, 31, 32, 33, kept.len()] {
+            assert_eq!(kept_prefix_len(&kept[..len]), len);
+        }
+        // Every byte value at every place, in the 16-byte steps and in the tail after them.
+        for at in 0..kept.len() {
+            for c in 0..=255u8 {
+                let mut b = kept.to_vec();
+                b[at] = c;
+                assert_eq!(kept_prefix_len(&b), scalar(&b), "byte {c:#04x} at {at}");
+            }
         }
     }
 

@@ -23,7 +23,7 @@ use hashbrown::{DefaultHashBuilder, HashMap};
 use indexmap::{IndexMap, IndexSet};
 
 pub(crate) use super::arrival_map::ArrivalMap as PartialMap;
-use super::parse::{parse_line, parse_plain, Sample};
+use super::parse::{parse_line, parse_plain, parse_plain_prefix, Sample};
 
 /// An insertion-ordered map with a fast hash (key order shows in the admin dumps).
 pub(crate) type Map<V> = IndexMap<Box<str>, V, DefaultHashBuilder>;
@@ -137,14 +137,31 @@ impl Partial {
         // etsy decodes the packet as UTF-8 with replacement characters. A line boundary is never
         // inside a character, so a valid packet is valid line by line, and an invalid one can be
         // decoded line by line.
-        let text = std::str::from_utf8(bytes).ok();
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())) {
-            match text {
-                Some(text) => self.text_line(&text[start..end]),
-                None => self.line(&bytes[start..end]),
+        let Ok(mut text) = std::str::from_utf8(bytes) else {
+            for line in bytes.split(|&b| b == b'\n') {
+                self.line(line);
             }
-            start = end + 1;
+            return;
+        };
+        loop {
+            // The common line is read in one pass that also finds its end; any other line is
+            // cut at its `\n` first.
+            let len = match parse_plain_prefix(text) {
+                Some((key, sample, len)) => {
+                    self.lines += 1;
+                    self.add(key, sample);
+                    len
+                }
+                None => {
+                    let len = memchr::memchr(b'\n', text.as_bytes()).unwrap_or(text.len());
+                    self.text_line(&text[..len]);
+                    len
+                }
+            };
+            match text.get(len + 1..) {
+                Some(rest) => text = rest,
+                None => return,
+            }
         }
     }
 
@@ -289,6 +306,45 @@ mod tests {
         assert_eq!(p.timers.get("t"), Some(&TimerPartial { samples: vec![3.0, 1.0], count: 3.0 }));
         assert_eq!(p.sets.get("u").map(|s| s.len()), Some(2));
         assert_eq!((p.packets, p.lines, p.bad_lines, p.last_msg_seen), (1, 8, 1, 7));
+    }
+
+    #[test]
+    fn a_datagram_aggregates_as_its_lines_one_by_one() {
+        let datagrams: [&[u8]; 7] = [
+            b"a:1|c\nt:2|ms|@0.5\n\ng:+3|g\nu:x|s\n",
+            b"a:1|c|@0.1\nbad\na:2|c:3|ms\nk:1|c|#env:prod\na b:4|c\n\n",
+            b"t:1.5|ms\nt:-1|ms\ng:5|g\ng:-2|g\nc:1|c|@\nc:1|c\r\nc:2|x\n:1|c",
+            b"\n",
+            b"",
+            b"x:1|c\xff\ny:2|c\nz:\xc3\xa9|s",
+            b"long.key.name.with.many.nodes.beyond.sixteen:7|c\nlong.key.name.with.many.nodes.beyond.sixteen:1|ms",
+        ];
+        for d in datagrams {
+            let mut whole = Partial::new(1000, true);
+            whole.datagram(d, 5);
+            let mut by_line = Partial::new(1000, true);
+            by_line.packets = 1;
+            by_line.last_msg_seen = 5;
+            for line in d.split(|&b| b == b'\n') {
+                by_line.line(line);
+            }
+            let dump = |p: &mut Partial| {
+                let counters: Vec<_> =
+                    p.counters.in_order_mut().into_iter().map(|(k, v)| (k.to_string(), *v)).collect();
+                let timers: Vec<_> =
+                    p.timers.in_order_mut().into_iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+                let gauges: Vec<_> =
+                    p.gauges.in_order_mut().into_iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+                let sets: Vec<_> = p
+                    .sets
+                    .in_order_mut()
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.iter().map(|m| m.to_string()).collect::<Vec<_>>()))
+                    .collect();
+                format!("{counters:?} {timers:?} {gauges:?} {sets:?} {} {} {}", p.packets, p.lines, p.bad_lines)
+            };
+            assert_eq!(dump(&mut whole), dump(&mut by_line), "{:?}", String::from_utf8_lossy(d));
+        }
     }
 
     #[test]
