@@ -19,6 +19,7 @@ use std::time::Duration;
 use mio::net::{TcpListener as MioListener, TcpStream, UdpSocket as MioUdp};
 use mio::{Events, Interest, Poll, Token};
 
+use super::batching::TurnSize;
 use super::decode::{Decoder, DecoderKind, Limits, Output};
 use super::points::{OnRefused, PointCounters};
 use super::sink::PointSink;
@@ -119,9 +120,11 @@ pub fn run(
         filter: shared.filter.as_ref().map(super::filter::SharedFilter::handle),
         udp_decoder: Decoder::new(DecoderKind::Datagram, &limits),
         statsd,
+        turn: TurnSize::default(),
     };
     let mut events = Events::with_capacity(1024);
     while !shared.stop.load(Ordering::Relaxed) {
+        state.turn.pause_if_small();
         let timeout = if state.ready.is_empty() || sink.paused() { Duration::from_millis(20) } else { Duration::ZERO };
         match poll.poll(&mut events, Some(timeout)) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -201,6 +204,8 @@ struct State {
     udp_decoder: Decoder,
     /// This thread's statsd partial; None when statsd is off.
     statsd: Option<CoreStatsd>,
+    /// What this loop turn read: after a small turn the next one pauses (see `batching`).
+    turn: TurnSize,
 }
 
 impl State {
@@ -289,6 +294,7 @@ impl State {
                 Ok(0) => return ReadOutcome::Closed,
                 Ok(n) => {
                     read += n;
+                    self.turn.add(n);
                     let mut out = Output {
                         sink: &mut *sink,
                         counters: &self.counters,
@@ -328,6 +334,7 @@ impl State {
         loop {
             match udp.recv_from(&mut self.buf) {
                 Ok((n, _)) => {
+                    self.turn.add(n);
                     // Each datagram stands alone: lines never carry over between datagrams.
                     let mut out = Output {
                         sink: &mut *sink,
@@ -355,7 +362,10 @@ impl State {
         let now = now_s();
         loop {
             match udp.recv_from(&mut self.buf) {
-                Ok((n, _)) => statsd.partial().datagram(&self.buf[..n], now),
+                Ok((n, _)) => {
+                    self.turn.add(n);
+                    statsd.partial().datagram(&self.buf[..n], now);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return,
             }

@@ -8,6 +8,7 @@
 //! (io_uring: multishot accept/recv/recvmsg into provided buffer rings) where [`probe()`] says
 //! it can run, and [`run`] (epoll, through mio) everywhere else.
 
+mod batching;
 mod decode;
 mod event_loop;
 mod filter;

@@ -50,6 +50,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::batching::TurnSize;
 use conns::{Conn, Conns};
 use driver::{
     is_udp_slot, Completion, Driver, Sizes, FIRST_CONN, SLOT_LINE, SLOT_PICKLE, SLOT_STATSD_TCP, SLOT_STATSD_UDP,
@@ -160,6 +161,8 @@ struct Core {
     stopping: bool,
     /// This turn's `-1` timestamp.
     now: i64,
+    /// What the last turn received: after a small one, the next pauses (see `batching`).
+    last_turn: TurnSize,
 }
 
 impl Core {
@@ -190,6 +193,7 @@ impl Core {
             paused: false,
             stopping: false,
             now: now_s(),
+            last_turn: TurnSize::default(),
         })
     }
 
@@ -210,9 +214,17 @@ impl Core {
     /// One loop turn: submit, wait for completions (at most `TURN_WAIT`), handle them, arm
     /// again what the kernel ended, hand the points off.
     fn turn(&mut self, sink: &mut dyn PointSink) -> io::Result<()> {
+        if !self.stopping {
+            self.last_turn.pause_if_small();
+        }
         self.driver.submit_and_wait(TURN_WAIT)?;
         let mut completions = std::mem::take(&mut self.completions);
         self.driver.reap(&mut completions);
+        self.last_turn = TurnSize::default();
+        for c in &completions {
+            // A receive's result is its length (an accept's a descriptor, an error's negative).
+            self.last_turn.add(usize::try_from(c.result).unwrap_or(0));
+        }
         // Looked at after reaping: data reaped now arrived after any pause set before it.
         self.paused = self.flow.observe(&*sink, &self.shared, &self.counters) && !self.stopping;
         if let Some(f) = self.filter.as_mut() {
