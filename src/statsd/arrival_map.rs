@@ -37,6 +37,11 @@ impl<V> ArrivalMap<V> {
         self.map.get_mut(key).map(|r| &mut r.value)
     }
 
+    /// Whether `key` is held.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        self.map.contains_key(key)
+    }
+
     /// The value of `key`.
     #[cfg(test)]
     pub(crate) fn get(&self, key: &str) -> Option<&V> {

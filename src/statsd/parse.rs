@@ -104,9 +104,8 @@ pub fn parse_plain_prefix(text: &str) -> Option<(&str, Sample<'_>, usize)> {
         return None;
     }
     let value_start = key_end + 1;
-    let value_len = b[value_start..].iter().position(|&c| matches!(c, b'|' | b':' | b'\n'))?;
-    let value_end = value_start + value_len;
-    if b[value_end] != b'|' || value_len == 0 {
+    let value_end = value_start + value_len(&b[value_start..])?;
+    if b[value_end] != b'|' || value_end == value_start {
         return None;
     }
     let (kind, after) = match &b[value_end + 1..] {
@@ -160,6 +159,35 @@ fn kept_prefix_len(b: &[u8]) -> usize {
         at += 16;
     }
     at + b[at..].iter().position(|&c| !KEY_BYTE_KEPT[usize::from(c)]).unwrap_or(b.len() - at)
+}
+
+/// Where the value at the start of `b` ends: its first `|`, `:` or `\n`; None when there is
+/// none. 16 bytes at a time while 16 are left (a value mostly is shorter: one step, no loop).
+fn value_len(b: &[u8]) -> Option<usize> {
+    let ends = |c: &u8| matches!(c, b'|' | b':' | b'\n');
+    let mut at = 0;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(chunk) = b.get(at..at + 16) {
+        let chunk: &[u8; 16] = chunk.try_into().expect("16 bytes");
+        // SAFETY: as in `kept_prefix_len`: SSE2 is part of x86_64.
+        let found = unsafe { value_end_mask_16(chunk) };
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    b[at..].iter().position(ends).map(|len| at + len)
+}
+
+/// Bit `i` set when `chunk[i]` is `|`, `:` or `\n` (SSE2).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn value_end_mask_16(chunk: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8};
+    // SAFETY: `chunk` is 16 readable bytes, exactly what the unaligned load reads.
+    let v = unsafe { _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>()) };
+    let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
+    _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(is(b'|'), is(b':')), is(b'\n'))) as u32
 }
 
 /// Bit `i` set when `chunk[i]` is a byte keyNameSanitize keeps (SSE2, which every x86_64 has).
@@ -461,6 +489,23 @@ mod tests {
                 let mut b = kept.to_vec();
                 b[at] = c;
                 assert_eq!(kept_prefix_len(&b), scalar(&b), "byte {c:#04x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_value_ends_at_its_first_bar_colon_or_newline() {
+        let scalar = |b: &[u8]| b.iter().position(|c| matches!(c, b'|' | b':' | b'\n'));
+        let plain = b"0123456789.+-abcdefghijklmnopqrstuvwxyz0123456789";
+        assert_eq!(value_len(plain), None);
+        for len in [0, 15, 16, 17, 32, 33] {
+            assert_eq!(value_len(&plain[..len]), None);
+        }
+        for at in 0..plain.len() {
+            for c in 0..=255u8 {
+                let mut b = plain.to_vec();
+                b[at] = c;
+                assert_eq!(value_len(&b), scalar(&b), "byte {c:#04x} at {at}");
             }
         }
     }

@@ -234,8 +234,9 @@ impl State {
                 *slot(&mut self.gauges, key) = *v;
             }
         }
-        for (key, members) in p.sets.drain_in_order() {
-            slot(&mut self.sets, &key).extend(members.iter().map(|m| Box::<str>::from(m.as_str())));
+        for (key, mut members) in p.sets.drain_in_order() {
+            slot(&mut self.sets, &key)
+                .extend(members.drain_in_order().into_iter().map(|(m, ())| Box::<str>::from(m.as_str())));
         }
     }
 
