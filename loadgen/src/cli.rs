@@ -577,6 +577,12 @@ pub struct StatsdSendArgs {
     /// Stop sending after this many seconds even if lines remain.
     #[arg(long, value_name = "SECS", value_parser = parse_secs)]
     pub duration: Option<Duration>,
+
+    /// Format the datagrams before the clock starts (128 MiB of them in all) and send them over
+    /// and over until --duration ends, so that a flat-out run measures the server, not this
+    /// process formatting numbers on the same CPUs.
+    #[arg(long, requires = "duration", conflicts_with = "lines")]
+    pub pregenerate: bool,
 }
 
 impl StatsdSendArgs {
@@ -588,6 +594,7 @@ impl StatsdSendArgs {
             n_lines: self.lines.or(default_lines),
             rate_per_s: self.rate,
             deadline: self.duration,
+            pregenerate: self.pregenerate,
             quiet,
             progress_unit: "lines",
         }
@@ -899,6 +906,7 @@ mod tests {
             n_lines: Some(1_000_000),
             rate_per_s: None,
             deadline: None,
+            pregenerate: false,
             quiet: false,
             progress_unit: "lines",
         };
@@ -939,11 +947,14 @@ mod tests {
             n_lines: Some(100),
             rate_per_s: Some(1000.0),
             deadline: Some(Duration::from_millis(1_500)),
+            pregenerate: false,
             quiet: true,
             progress_unit: "lines",
         };
         assert_eq!(cfg, want);
         assert!(args.output.json);
+        let cfg = parse_statsd(&["--duration=2", "--pregenerate"]).unwrap().send.udp_config(true);
+        assert!(cfg.pregenerate && cfg.n_lines.is_none());
     }
 
     #[test]
@@ -968,6 +979,9 @@ mod tests {
         ] {
             assert!(parse_statsd(&[bad]).is_err(), "{bad}");
         }
+        // Pregenerated datagrams repeat: only a timed run, not one counted in lines.
+        assert!(parse_statsd(&["--pregenerate"]).is_err());
+        assert!(parse_statsd(&["--pregenerate", "--duration=1", "--lines=5"]).is_err());
     }
 
     fn parse_cmd(args: &[&str]) -> Result<Command, clap::Error> {

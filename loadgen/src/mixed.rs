@@ -208,6 +208,7 @@ pub fn run(
         n_lines: Some(plan.statsd_lines),
         rate_per_s: plan.statsd_rate,
         deadline: cfg.run.send.deadline,
+        pregenerate: false,
         quiet: cfg.run.quiet,
         progress_unit: "statsd lines",
     };

@@ -34,11 +34,18 @@ pub struct StatsdInfo {
     /// Offered lines per second; `None` is closed loop.
     pub rate_per_s: Option<f64>,
     pub duration: Option<Duration>,
+    /// Pregenerated runs: the lines of one lap of every sender's datagrams (then repeated).
+    pub pregenerated_lines: Option<u64>,
 }
 
 impl StatsdInfo {
-    /// The description of a run of `workload` with `cfg`.
-    pub fn new(target: SocketAddr, workload: &StatsdWorkload, cfg: &UdpConfig) -> StatsdInfo {
+    /// The description of a run of `workload` with `cfg` (`pregenerated_lines`: see the field).
+    pub fn new(
+        target: SocketAddr,
+        workload: &StatsdWorkload,
+        cfg: &UdpConfig,
+        pregenerated_lines: Option<u64>,
+    ) -> StatsdInfo {
         StatsdInfo {
             target,
             n_senders: cfg.n_senders,
@@ -48,6 +55,7 @@ impl StatsdInfo {
             n_lines: cfg.n_lines,
             rate_per_s: cfg.rate_per_s,
             duration: cfg.deadline,
+            pregenerated_lines,
         }
     }
 }
@@ -149,6 +157,7 @@ impl StatsdReport {
             .f64("duration_s", info.duration.map(|d| d.as_secs_f64()), 3)
             .str("stop", self.stop.as_str())
             .u64_or_null("lines_planned", info.n_lines)
+            .u64_or_null("pregenerated_lines", info.pregenerated_lines)
             .u64("lines_sent", self.lines_sent)
             .object("lines_by_type", by_kind)
             .u64("datagrams_sent", self.datagrams_sent)
@@ -227,6 +236,9 @@ impl fmt::Display for StatsdReport {
             Some(rate) => writeln!(f, "offered rate    {rate:.0} lines/s (open loop)")?,
             None => writeln!(f, "offered rate    unlimited (closed loop)")?,
         }
+        if let Some(lines) = info.pregenerated_lines {
+            writeln!(f, "pregenerated    {lines} lines, sent over and over")?;
+        }
         match (self.sent_lines_per_s(), self.sent_datagrams_per_s()) {
             (Some(lines), Some(datagrams)) => {
                 writeln!(f, "sent rate       {lines:.0} lines/s, {datagrams:.0} datagrams/s")?
@@ -275,6 +287,7 @@ mod tests {
             n_lines: Some(4),
             rate_per_s: None,
             duration: None,
+            pregenerated_lines: None,
         }
     }
 

@@ -58,6 +58,10 @@ pub struct UdpConfig {
     pub rate_per_s: Option<f64>,
     /// Stop sending this long after the start; `None` sends every line.
     pub deadline: Option<Duration>,
+    /// Format each sender's datagrams before the clock starts (at most
+    /// [`PREGENERATED_BYTES_MAX`] in all) and send them over and over until the deadline (which
+    /// must then be set, with no line count): see [`Pregenerated`].
+    pub pregenerate: bool,
     /// No progress lines on stderr.
     pub quiet: bool,
     /// What the progress lines count: `lines`, or `statsd lines` when several runs share stderr
@@ -155,21 +159,80 @@ pub fn bind_all(target: SocketAddr, n: usize) -> io::Result<Vec<UdpSocket>> {
 pub fn run(target: SocketAddr, workload: &StatsdWorkload, cfg: &UdpConfig) -> io::Result<StatsdReport> {
     assert!((1..=SENDERS_MAX).contains(&cfg.n_senders), "{} senders", cfg.n_senders);
     assert!(cfg.n_lines.is_some() || cfg.deadline.is_some(), "a run needs a line count or a deadline");
+    assert!(!cfg.pregenerate || (cfg.n_lines.is_none() && cfg.deadline.is_some()), "pregenerated runs are timed");
     let sockets = bind_all(target, cfg.n_senders)?;
     let n_senders = cfg.n_senders as u64;
-    let sources = (0..n_senders)
-        .map(|idx| {
-            let source = DatagramSource::new(workload, idx, n_senders, cfg.n_lines);
-            let share = cfg.rate_per_s.map(|rate| match (lines_of_sender(idx, n_senders, cfg.n_lines), cfg.n_lines) {
-                (Some(mine), Some(all)) if all > 0 => rate * mine as f64 / all as f64,
-                _ => rate / n_senders as f64,
-            });
-            (source, share)
-        })
-        .collect();
-    let senders = run_datagrams(sockets, sources, cfg.deadline, cfg.quiet, cfg.progress_unit);
-    let senders = senders.into_iter().map(|(report, _)| report).collect();
-    Ok(StatsdReport::new(StatsdInfo::new(target, workload, cfg), senders))
+    let sources = (0..n_senders).map(|idx| {
+        let source = DatagramSource::new(workload, idx, n_senders, cfg.n_lines);
+        let share = cfg.rate_per_s.map(|rate| match (lines_of_sender(idx, n_senders, cfg.n_lines), cfg.n_lines) {
+            (Some(mine), Some(all)) if all > 0 => rate * mine as f64 / all as f64,
+            _ => rate / n_senders as f64,
+        });
+        (source, share)
+    });
+    let (senders, cycle_lines) = if cfg.pregenerate {
+        let budget = PREGENERATED_BYTES_MAX / cfg.n_senders;
+        let sources: Vec<_> = sources.map(|(source, share)| (Pregenerated::new(source, budget), share)).collect();
+        let cycle_lines = sources.iter().map(|(p, _)| p.cycle_lines()).sum();
+        let senders = run_datagrams(sockets, sources, cfg.deadline, cfg.quiet, cfg.progress_unit);
+        (senders.into_iter().map(|(report, _)| report).collect(), Some(cycle_lines))
+    } else {
+        let senders = run_datagrams(sockets, sources.collect(), cfg.deadline, cfg.quiet, cfg.progress_unit);
+        (senders.into_iter().map(|(report, _)| report).collect(), None)
+    };
+    Ok(StatsdReport::new(StatsdInfo::new(target, workload, cfg, cycle_lines), senders))
+}
+
+/// Most bytes of datagrams all senders of a `pregenerate` run format ahead together.
+pub const PREGENERATED_BYTES_MAX: usize = 128 << 20;
+
+/// One sender's datagrams, formatted before the clock starts and then sent over and over, so that
+/// a flat-out sender spends its time in `send` and not in formatting numbers on the CPUs it
+/// shares with the server (at 20 lines per datagram, formatting was a quarter of a flat-out
+/// sender's time). The first lap sends the same datagrams the source would; later laps repeat
+/// them, so the lines are the source's first `cycle_lines` over and over.
+#[derive(Debug)]
+pub struct Pregenerated {
+    bytes: Vec<u8>,
+    /// Per datagram: where it ends in `bytes`, its line count and its lines by kind.
+    datagrams: Vec<(usize, usize, KindCounts)>,
+    next: usize,
+}
+
+impl Pregenerated {
+    /// The datagrams of `source` that fit in `max_bytes` (at least one).
+    pub fn new(mut source: DatagramSource<'_>, max_bytes: usize) -> Pregenerated {
+        let (mut bytes, mut datagrams, mut buf) = (Vec::new(), Vec::new(), Vec::with_capacity(DATAGRAM_BYTES_MAX));
+        loop {
+            let mut kinds = KindCounts::default();
+            let n_lines = source.fill(&mut buf, &mut kinds);
+            if n_lines == 0 || (!datagrams.is_empty() && bytes.len() + buf.len() > max_bytes) {
+                break;
+            }
+            bytes.extend_from_slice(&buf);
+            datagrams.push((bytes.len(), n_lines, kinds));
+        }
+        Pregenerated { bytes, datagrams, next: 0 }
+    }
+
+    /// Lines in one lap of the datagrams.
+    pub fn cycle_lines(&self) -> u64 {
+        self.datagrams.iter().map(|(_, n, _)| *n as u64).sum()
+    }
+}
+
+impl Datagrams for Pregenerated {
+    fn fill(&mut self, buf: &mut Vec<u8>, kinds: &mut KindCounts) -> usize {
+        let Some(&(end, n_lines, counts)) = self.datagrams.get(self.next) else { return 0 };
+        let start = if self.next == 0 { 0 } else { self.datagrams[self.next - 1].0 };
+        buf.clear();
+        buf.extend_from_slice(&self.bytes[start..end]);
+        for (total, n) in kinds.iter_mut().zip(counts) {
+            *total += n;
+        }
+        self.next = (self.next + 1) % self.datagrams.len();
+        n_lines
+    }
 }
 
 /// Sends each source's datagrams on its socket (`sockets[i]` carries `sources[i]`, paced at its
@@ -327,6 +390,42 @@ mod tests {
             assert_eq!(report.latency_ns.len(), want, "one sample per datagram sent");
             assert!(report.latency_ns.max() > 0, "a send takes some time");
         }
+    }
+
+    #[test]
+    fn pregenerated_datagrams_are_the_sources_first_ones_over_and_over() {
+        use crate::name::NamePattern;
+        use crate::statsd::{Mix, StatsdSpec, DATAGRAM_BYTES_DEFAULT, DEFAULT_PATTERN};
+        let spec = StatsdSpec {
+            n_keys: 50,
+            mix: Mix::default(),
+            sampled_fraction: 0.1,
+            sample_rate: 0.5,
+            gauge_delta_fraction: 0.25,
+            n_set_members: 10,
+            seed: 9,
+            lines_per_datagram: 20,
+            datagram_bytes_max: DATAGRAM_BYTES_DEFAULT,
+        };
+        let w = StatsdWorkload::new(NamePattern::parse(DEFAULT_PATTERN, "lg").unwrap(), spec).unwrap();
+        let next = |source: &mut dyn Datagrams| {
+            let (mut buf, mut kinds) = (Vec::new(), KindCounts::default());
+            let n = source.fill(&mut buf, &mut kinds);
+            (buf, n, kinds)
+        };
+        let mut plain = DatagramSource::new(&w, 0, 1, None);
+        let first: Vec<_> = (0..10).map(|_| next(&mut plain)).collect();
+        // Room for 10 datagrams: the pregenerated source holds exactly the source's first 10.
+        let room: usize = first.iter().map(|(b, _, _)| b.len()).sum();
+        let mut pre = Pregenerated::new(DatagramSource::new(&w, 0, 1, None), room);
+        assert_eq!(pre.cycle_lines(), first.iter().map(|(_, n, _)| *n as u64).sum::<u64>());
+        for lap in 0..3 {
+            for (i, want) in first.iter().enumerate() {
+                assert_eq!(&next(&mut pre), want, "lap {lap} datagram {i}");
+            }
+        }
+        // Even a budget below one datagram holds one.
+        assert_eq!(Pregenerated::new(DatagramSource::new(&w, 0, 1, None), 1).cycle_lines(), first[0].1 as u64);
     }
 
     #[test]

@@ -314,7 +314,15 @@ fn statsd_workload(lines_per_datagram: usize, datagram_bytes_max: usize) -> Stat
 }
 
 fn udp_config(n_senders: usize, n_lines: u64, rate_per_s: Option<f64>) -> UdpConfig {
-    UdpConfig { n_senders, n_lines: Some(n_lines), rate_per_s, deadline: None, quiet: true, progress_unit: "lines" }
+    UdpConfig {
+        n_senders,
+        n_lines: Some(n_lines),
+        rate_per_s,
+        deadline: None,
+        pregenerate: false,
+        quiet: true,
+        progress_unit: "lines",
+    }
 }
 
 /// Every line of the run, in line order.
@@ -370,6 +378,7 @@ fn statsd_duration_ends_an_unbounded_run() {
         n_lines: None,
         rate_per_s: Some(2_000.0),
         deadline: Some(Duration::from_millis(200)),
+        pregenerate: false,
         quiet: true,
         progress_unit: "lines",
     };
@@ -379,6 +388,34 @@ fn statsd_duration_ends_an_unbounded_run() {
     assert_eq!(report.stop, Stop::Duration);
     assert_eq!(report.datagrams_sent, datagrams.len() as u64);
     assert!(report.lines_sent > 0 && report.is_clean());
+}
+
+#[test]
+fn statsd_pregenerated_sends_the_lines_an_unprepared_run_sends() {
+    let w = statsd_workload(5, 1432);
+    let (addr, stop, sink) = udp_sink();
+    let cfg = UdpConfig {
+        n_senders: 1,
+        n_lines: None,
+        rate_per_s: Some(2_000.0),
+        deadline: Some(Duration::from_millis(200)),
+        pregenerate: true,
+        quiet: true,
+        progress_unit: "lines",
+    };
+    let report = udp::run(addr, &w, &cfg).unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let datagrams = sink.join().unwrap();
+    assert_eq!((report.stop, report.datagrams_sent), (Stop::Duration, datagrams.len() as u64));
+    assert!(report.info.pregenerated_lines.is_some_and(|n| n > report.lines_sent), "{:?}", report.info);
+    // Far less than one lap: the datagrams are the run's first lines, in order, as without
+    // --pregenerate.
+    let lines: Vec<String> = datagrams
+        .iter()
+        .flat_map(|d| String::from_utf8_lossy(d).lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(lines, statsd_lines(&w, lines.len() as u64));
+    assert_eq!(lines.len() as u64, report.lines_sent);
 }
 
 #[test]

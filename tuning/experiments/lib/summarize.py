@@ -157,6 +157,8 @@ def statsd(s, runs, p):
         drain = float(r["t_drained"]) - float(r["t0"])
         r["processed_lps"] = lines / drain if drain > 0 else None
     loop = "open loop at %s lines/s" % fmt(float(p["RATE"])) if p.get("RATE") else "closed loop"
+    if p.get("PREGENERATE") == "1":
+        loop += ", datagrams formatted before the clock starts and sent over and over (`--pregenerate`)"
     s.line("Load: `carbyne-loadgen statsd --duration %s` over %s keys (mix c=40,ms=30,g=20,s=10), %s UDP "
            "sender(s), %s; flushInterval %s ms; %d run(s) of each side, alternating. Carbyne writes every "
            "flush to whisper; etsy's graphite backend sends it to a sink." % (
