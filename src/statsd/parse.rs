@@ -475,39 +475,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_key_scan_stops_at_the_first_byte_sanitising_would_change() {
-        let scalar = |b: &[u8]| b.iter().position(|&c| !KEY_BYTE_KEPT[usize::from(c)]).unwrap_or(b.len());
-        let kept = b"abcXYZ019_-.;=wvutsrqponmlkjihgfedcbaMNOPQ";
-        assert_eq!(kept_prefix_len(kept), kept.len());
-        for len in [0, 1, 15, 16, 17, 31, 32, 33, kept.len()] {
-            assert_eq!(kept_prefix_len(&kept[..len]), len);
+    /// `fast` agrees with `slow` on `base` and its prefixes, and with every byte value put at
+    /// every place of `base`: in the 16-byte steps and in the tail after them.
+    fn agrees_at_every_byte<T: PartialEq + std::fmt::Debug>(base: &[u8], fast: fn(&[u8]) -> T, slow: fn(&[u8]) -> T) {
+        for len in [0, 1, 15, 16, 17, 31, 32, 33, base.len()] {
+            assert_eq!(fast(&base[..len]), slow(&base[..len]), "prefix of {len}");
         }
-        // Every byte value at every place, in the 16-byte steps and in the tail after them.
-        for at in 0..kept.len() {
+        for at in 0..base.len() {
             for c in 0..=255u8 {
-                let mut b = kept.to_vec();
+                let mut b = base.to_vec();
                 b[at] = c;
-                assert_eq!(kept_prefix_len(&b), scalar(&b), "byte {c:#04x} at {at}");
+                assert_eq!(fast(&b), slow(&b), "byte {c:#04x} at {at}");
             }
         }
     }
 
     #[test]
+    fn the_key_scan_stops_at_the_first_byte_sanitising_would_change() {
+        let kept = b"abcXYZ019_-.;=wvutsrqponmlkjihgfedcbaMNOPQ";
+        assert_eq!(kept_prefix_len(kept), kept.len());
+        agrees_at_every_byte(kept, kept_prefix_len, |b| {
+            b.iter().position(|&c| !KEY_BYTE_KEPT[usize::from(c)]).unwrap_or(b.len())
+        });
+    }
+
+    #[test]
     fn the_value_ends_at_its_first_bar_colon_or_newline() {
-        let scalar = |b: &[u8]| b.iter().position(|c| matches!(c, b'|' | b':' | b'\n'));
         let plain = b"0123456789.+-abcdefghijklmnopqrstuvwxyz0123456789";
         assert_eq!(value_len(plain), None);
-        for len in [0, 15, 16, 17, 32, 33] {
-            assert_eq!(value_len(&plain[..len]), None);
-        }
-        for at in 0..plain.len() {
-            for c in 0..=255u8 {
-                let mut b = plain.to_vec();
-                b[at] = c;
-                assert_eq!(value_len(&b), scalar(&b), "byte {c:#04x} at {at}");
-            }
-        }
+        agrees_at_every_byte(plain, value_len, |b| b.iter().position(|c| matches!(c, b'|' | b':' | b'\n')));
     }
 
     #[test]
