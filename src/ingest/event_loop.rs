@@ -124,7 +124,7 @@ pub fn run(
     };
     let mut events = Events::with_capacity(1024);
     while !shared.stop.load(Ordering::Relaxed) {
-        state.turn.pause_if_small();
+        std::mem::take(&mut state.turn).pause_if_small();
         let timeout = if state.ready.is_empty() || sink.paused() { Duration::from_millis(20) } else { Duration::ZERO };
         match poll.poll(&mut events, Some(timeout)) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -214,13 +214,13 @@ impl Core {
     /// One loop turn: submit, wait for completions (at most `TURN_WAIT`), handle them, arm
     /// again what the kernel ended, hand the points off.
     fn turn(&mut self, sink: &mut dyn PointSink) -> io::Result<()> {
+        let last_turn = std::mem::take(&mut self.last_turn);
         if !self.stopping {
-            self.last_turn.pause_if_small();
+            last_turn.pause_if_small();
         }
         self.driver.submit_and_wait(TURN_WAIT)?;
         let mut completions = std::mem::take(&mut self.completions);
         self.driver.reap(&mut completions);
-        self.last_turn = TurnSize::default();
         for c in &completions {
             // A receive's result is its length (an accept's a descriptor, an error's negative).
             self.last_turn.add(usize::try_from(c.result).unwrap_or(0));

@@ -146,37 +146,47 @@ pub fn parse_plain_prefix(text: &str) -> Option<(&str, Sample<'_>, usize)> {
 /// How many bytes `b` starts with that keyNameSanitize keeps (`[a-zA-Z0-9_\-.;=]`): 16 at a
 /// time while 16 are left, then one at a time. The key scan was most of the line's parse.
 fn kept_prefix_len(b: &[u8]) -> usize {
-    let mut at = 0;
+    let found = |c: u8| !KEY_BYTE_KEPT[usize::from(c)];
+    // SAFETY: SSE2, which `kept_mask_16` needs, is part of x86_64 itself: every CPU this code
+    // runs on has it.
     #[cfg(target_arch = "x86_64")]
-    while let Some(chunk) = b.get(at..at + 16) {
-        let chunk: &[u8; 16] = chunk.try_into().expect("16 bytes");
-        // SAFETY: `kept_mask_16` needs SSE2, which is part of x86_64 itself: every CPU this
-        // code runs on has it.
-        let not_kept = !unsafe { kept_mask_16(chunk) } & 0xFFFF;
-        if not_kept != 0 {
-            return at + not_kept.trailing_zeros() as usize;
-        }
-        at += 16;
-    }
-    at + b[at..].iter().position(|&c| !KEY_BYTE_KEPT[usize::from(c)]).unwrap_or(b.len() - at)
+    let mask_16 = |chunk: &[u8; 16]| !unsafe { kept_mask_16(chunk) } & 0xFFFF;
+    #[cfg(not(target_arch = "x86_64"))]
+    let mask_16 = |chunk: &[u8; 16]| mask_of(chunk, found);
+    first_byte(b, mask_16, found).unwrap_or(b.len())
 }
 
 /// Where the value at the start of `b` ends: its first `|`, `:` or `\n`; None when there is
-/// none. 16 bytes at a time while 16 are left (a value mostly is shorter: one step, no loop).
+/// none. A value mostly is shorter than 16 bytes: one vector step, no loop.
 fn value_len(b: &[u8]) -> Option<usize> {
-    let ends = |c: &u8| matches!(c, b'|' | b':' | b'\n');
-    let mut at = 0;
+    let found = |c: u8| matches!(c, b'|' | b':' | b'\n');
+    // SAFETY: as in `kept_prefix_len`: SSE2 is part of x86_64.
     #[cfg(target_arch = "x86_64")]
+    let mask_16 = |chunk: &[u8; 16]| unsafe { value_end_mask_16(chunk) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let mask_16 = |chunk: &[u8; 16]| mask_of(chunk, found);
+    first_byte(b, mask_16, found)
+}
+
+/// The first byte of `b` that `found` takes: 16 at a time while 16 are left, `mask_16` giving
+/// bit `i` for each byte `i` of a chunk that `found` takes; then one at a time.
+#[inline(always)]
+fn first_byte(b: &[u8], mask_16: impl Fn(&[u8; 16]) -> u32, found: impl Fn(u8) -> bool) -> Option<usize> {
+    let mut at = 0;
     while let Some(chunk) = b.get(at..at + 16) {
-        let chunk: &[u8; 16] = chunk.try_into().expect("16 bytes");
-        // SAFETY: as in `kept_prefix_len`: SSE2 is part of x86_64.
-        let found = unsafe { value_end_mask_16(chunk) };
-        if found != 0 {
-            return Some(at + found.trailing_zeros() as usize);
+        let bits = mask_16(chunk.try_into().expect("16 bytes"));
+        if bits != 0 {
+            return Some(at + bits.trailing_zeros() as usize);
         }
         at += 16;
     }
-    b[at..].iter().position(ends).map(|len| at + len)
+    b[at..].iter().position(|&c| found(c)).map(|len| at + len)
+}
+
+/// `mask_16` without vector instructions: bit `i` for each byte `i` `found` takes.
+#[cfg(not(target_arch = "x86_64"))]
+fn mask_of(chunk: &[u8; 16], found: impl Fn(u8) -> bool) -> u32 {
+    chunk.iter().enumerate().fold(0, |bits, (i, &c)| bits | (u32::from(found(c)) << i))
 }
 
 /// Bit `i` set when `chunk[i]` is `|`, `:` or `\n` (SSE2).
